@@ -1,0 +1,1 @@
+"""Amaranth RTL of the accelerator, board platforms, Verilog generation and the bitstream flow."""

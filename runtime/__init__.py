@@ -1,0 +1,11 @@
+"""Runtime: devices, DRAM buffers, the command-queue builder and program execution."""
+
+from .allocator import AllocError, DramAllocator
+from .command import CommandQueue, KernelRecorder, Loop, UopKernel
+from .device import DEVICES, Buffer, Device, FsimDevice, default_alignment, open_device
+from .execute import ProgramResult, run_program
+
+__all__ = [
+    "AllocError", "Buffer", "CommandQueue", "DEVICES", "Device", "DramAllocator", "FsimDevice", "KernelRecorder",
+    "Loop", "ProgramResult", "UopKernel", "default_alignment", "open_device", "run_program",
+]
