@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import PRESETS, Config, preset
-from .encoding import Insn
+from .encoding import Insn, encode_insns
 from .errors import AsmError, ConfigError, EncodingError, ProgramError
 from .program import DTYPE_BITS, DTYPES, Program, Segment
 from .spec import DEP_FLAGS, AluOp, MemType, Opcode
@@ -94,6 +94,11 @@ class _Parser:
             else:
                 self.insns.append((lineno, head, toks[1:]))
         config = self.config or PRESETS["default"]
+        for seg in self.segments:
+            try:
+                seg.to_bytes(config)
+            except ProgramError as e:
+                raise self.err(str(e), self.seg_lines[seg.name]) from None
         insns = [self._insn(lineno, head, args, config) for lineno, head, args in self.insns]
         try:
             return Program(config, insns, self.segments, insn_addr=self.insn_addr, dram_bytes=self.dram_bytes)
@@ -174,10 +179,10 @@ class _Parser:
     def _inline_values(self, count: int, lineno: int, nxt: int) -> tuple[np.ndarray, int]:
         vals: list[int] = []
         while nxt < len(self.lines) and len(vals) < count:
-            toks = self._tokens(self.lines[nxt], nxt + 1)
+            toks = re.split(r"[#;]", self.lines[nxt], maxsplit=1)[0].replace(",", " ").split()
             if toks and not _NUM.match(toks[0]):
                 break
-            vals.extend(_int(t, "data value", nxt + 1, self.src) for tok in toks for t in tok.split(",") if t)
+            vals.extend(_int(t, "data value", nxt + 1, self.src) for t in toks)
             nxt += 1
         if len(vals) != count:
             raise self.err(f".data expects {count} values, found {len(vals)}", lineno)
@@ -208,9 +213,11 @@ class _Parser:
     # ---- instructions ----------------------------------------------------
     def _insn(self, lineno: int, head: str, args: list[str], config: Config) -> Insn:
         try:
-            return self._insn_inner(lineno, head, args, config)
+            insn = self._insn_inner(lineno, head, args, config)
+            encode_insns([insn], config)  # range-check every field against this config's layout
+            return insn
         except EncodingError as e:
-            raise self.err(str(e), lineno) from None
+            raise self.err(e.detail, lineno) from None
 
     def _insn_inner(self, lineno: int, head: str, args: list[str], config: Config) -> Insn:
         if head == "finish":

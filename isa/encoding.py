@@ -169,7 +169,7 @@ def pack_columns(layout: Layout, columns: Mapping[str, Any], n: int | None = Non
                                 f"[{f.lo}, {f.hi}] ({f.width} bits)", i, what)
         u = (v & f.mask).astype(np.uint64)
         words[:, f.word] |= u << np.uint64(f.shift)
-    raw = words.astype("<u8").view(np.uint8).reshape(n, -1)
+    raw = words.astype("<u8").view(np.uint8).reshape(n, words.shape[1] * 8)
     return np.ascontiguousarray(raw[:, : layout.bits // 8])
 
 
@@ -180,7 +180,7 @@ def unpack_columns(layout: Layout, raw: np.ndarray) -> dict[str, np.ndarray]:
     nbytes = _words(layout) * 8
     if raw.shape[1] != nbytes:
         raw = np.concatenate([raw, np.zeros((n, nbytes - raw.shape[1]), np.uint8)], axis=1)
-    words = np.ascontiguousarray(raw).view("<u8").reshape(n, -1).astype(np.uint64)
+    words = np.ascontiguousarray(raw).view("<u8").reshape(n, nbytes // 8).astype(np.uint64)
     out: dict[str, np.ndarray] = {}
     for f in layout.fields:
         v = ((words[:, f.word] >> np.uint64(f.shift)) & np.uint64(f.mask)).astype(np.int64)
@@ -196,7 +196,7 @@ def _as_rows(data: bytes | bytearray | np.ndarray, width: int, what: str) -> np.
         arr = np.ascontiguousarray(arr).view(np.uint8)
     if arr.size % width:
         raise EncodingError(f"{what}: {arr.size} bytes is not a whole number of {width}-byte entries")
-    return arr.reshape(-1, width)
+    return arr.reshape(arr.size // width, width)
 
 
 # ---- instructions --------------------------------------------------------

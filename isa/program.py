@@ -53,6 +53,9 @@ class Segment:
             raise ProgramError(f"segment '{self.name}': uop values must be rows of (dst, src, wgt)")
         if self.addr < 0:
             raise ProgramError(f"segment '{self.name}': negative address {self.addr}")
+        bits = DTYPE_BITS.get(self.dtype)
+        if bits and not in_range(self.values, bits):
+            raise ProgramError(f"segment '{self.name}': values do not fit {self.dtype}")
 
     @property
     def shape(self) -> tuple[int, ...]:

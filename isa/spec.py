@@ -119,6 +119,10 @@ def module_of(opcode: int, memory_type: int = 0) -> Module:
     return Module.COMPUTE
 
 
+def _values(enum: type[IntEnum]) -> str:
+    return ", ".join(f"{e.name}={int(e)}" for e in enum)
+
+
 @dataclass(frozen=True)
 class FieldDecl:
     """One field: its name, width (bits, or the name of a Config attribute
@@ -131,7 +135,7 @@ class FieldDecl:
 
 
 _COMMON = (
-    FieldDecl("opcode", OPCODE_BITS, "operation: LOAD=0, STORE=1, GEMM=2, FINISH=3, ALU=4"),
+    FieldDecl("opcode", OPCODE_BITS, "operation: " + _values(Opcode)),
     FieldDecl("pop_prev", 1, "wait for and take a token from the previous module"),
     FieldDecl("pop_next", 1, "wait for and take a token from the next module"),
     FieldDecl("push_prev", 1, "give a token to the previous module when done"),
@@ -147,7 +151,7 @@ _LOOP = (
 
 LAYOUT_DECLS: dict[str, tuple[FieldDecl, ...]] = {
     "mem": _COMMON + (
-        FieldDecl("memory_type", MEMTYPE_BITS, "UOP=0, WGT=1, INP=2, ACC=3, OUT=4"),
+        FieldDecl("memory_type", MEMTYPE_BITS, _values(MemType)),
         FieldDecl("sram_base", "sram_idx_bits", "first on-chip buffer entry"),
         FieldDecl("dram_base", DRAM_ADDR_BITS, "DRAM address in elements of the memory type"),
         FieldDecl("pad_value", PAD_VALUE_BITS, "value written to padding (sign-extended)", signed=True),
@@ -175,7 +179,7 @@ LAYOUT_DECLS: dict[str, tuple[FieldDecl, ...]] = {
         FieldDecl("dst_factor_in", "acc_idx_bits", "dst acc index step per inner iteration"),
         FieldDecl("src_factor_out", "acc_idx_bits", "src acc index step per outer iteration"),
         FieldDecl("src_factor_in", "acc_idx_bits", "src acc index step per inner iteration"),
-        FieldDecl("alu_op", ALU_OP_BITS, "MIN=0, MAX=1, ADD=2, SHR=3, MUL=4, MOV=5"),
+        FieldDecl("alu_op", ALU_OP_BITS, _values(AluOp)),
         FieldDecl("imm", IMM_BITS, "immediate operand (sign-extended)", signed=True),
     ),
     "finish": _COMMON,

@@ -1,0 +1,101 @@
+"""The `vta` command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vta.cli import main
+from vta.isa import Program
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def vta(*args: str) -> tuple[int, str]:
+    r = CliRunner().invoke(main, list(args))
+    return r.exit_code, r.output
+
+
+@pytest.mark.parametrize("cmd", [[], ["config", "show"], ["config", "list"], ["asm"], ["disasm"], ["run"]])
+def test_help_has_example(cmd: list[str]) -> None:
+    code, text = vta(*cmd, "--help")
+    assert code == 0 and "Example" in text
+
+
+def test_config_show_json() -> None:
+    code, text = vta("config", "show", "--config", "tiny", "--json")
+    d = json.loads(text)
+    assert code == 0 and d["fields"]["block_in"] == 4 and d["derived"]["inp_depth"] == 256
+    assert ["opcode", 0, 3] in d["layouts"]["gemm"]
+
+
+def test_config_show_table_and_errors(tmp_path) -> None:
+    code, text = vta("config", "show")
+    assert code == 0 and "1x16_i8w8a32_15_15_18_17" in text
+    bad = tmp_path / "c.json"
+    bad.write_text('{"batch": 3}')
+    code, text = vta("config", "show", "--config", str(bad))
+    assert code == 1 and text.strip() == "error: config field 'batch': 3 is not one of 1, 2, 4, 8, 16, 32, 64, 128, 256"
+
+
+def test_asm_disasm_round_trip(tmp_path) -> None:
+    p1, s1, p2 = tmp_path / "a.vtaprog", tmp_path / "a.s", tmp_path / "b.vtaprog"
+    assert vta("asm", str(EXAMPLES / "gemm_relu.s"), "-o", str(p1))[0] == 0
+    assert vta("disasm", str(p1), "-o", str(s1))[0] == 0
+    assert vta("asm", str(s1), "-o", str(p2))[0] == 0
+    a, b = Program.load(p1), Program.load(p2)
+    assert a.insns == b.insns and np.array_equal(a.dram_image(), b.dram_image())
+    code, text = vta("disasm", str(p2))
+    assert text == s1.read_text()
+
+
+def test_run_default() -> None:
+    code, text = vta("run")
+    assert code == 0 and "bit-exact" in text and "GEMM-core utilization" in text
+    code, text = vta("run", "--config", "batch4", "--json")
+    d = json.loads(text)
+    assert code == 0 and d["bit_exact"] and d["stats"]["gemm_uops"] > 0 and d["stats"]["cycles"] > 0
+
+
+def test_run_program_outputs(tmp_path) -> None:
+    code, text = vta("run", str(EXAMPLES / "gemm_relu.s"), "--json", "--output", str(tmp_path))
+    d = json.loads(text)
+    assert code == 0 and d["config"] == "1x4_i8w8a32_11_10_11_12"
+    c = np.array(d["outputs"]["C"])
+    assert np.array_equal(np.load(tmp_path / "C.npy"), c)
+    assert c.min() >= 0 and c.max() <= 127 and c.any()
+
+
+def test_run_errors(tmp_path) -> None:
+    bad = tmp_path / "bad.s"
+    bad.write_text(".config tiny\nload inp sram=0 dram=0 y=1 x=1\ngemm uops=0:1 bogus=1\nfinish\n")
+    code, text = vta("run", str(bad))
+    assert code == 1 and text.strip() == f"error: {bad}:3: unknown operand 'bogus' for gemm " \
+        "(allowed: uops, iter, dst, src, wgt, pop, push)"
+    dead = tmp_path / "dead.s"
+    dead.write_text(".config tiny\ngemm uops=0:0 pop=prev\nfinish\n")
+    code, text = vta("run", str(dead))
+    assert code == 1 and "deadlock" in text and "L2C is empty" in text
+    code, text = vta("run", str(tmp_path / "missing.vtaprog"))
+    assert code != 0
+    junk = tmp_path / "junk.vtaprog"
+    junk.write_bytes(b"not a zip")
+    code, text = vta("run", str(junk))
+    assert code == 1 and "not a program file" in text
+    code, text = vta("run", str(EXAMPLES / "gemm_relu.s"), "--config", "tiny")
+    assert code == 2 and "--config applies to the bundled default" in text
+
+
+def test_console_script_installed() -> None:
+    exe = shutil.which("vta", path=str(Path(sys.executable).parent))
+    assert exe, "the vta console script is not installed next to this Python"
+    r = subprocess.run([exe, "run", "--json", "--config", "tiny"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["bit_exact"] is True
