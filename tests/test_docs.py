@@ -26,3 +26,19 @@ def test_prose_describes_every_name() -> None:
 
 def test_readme_mentions_isa_doc() -> None:
     assert "docs/isa.md" in (DOC.parent.parent / "README.md").read_text()
+
+
+def test_readme_python_example_runs() -> None:
+    text = (DOC.parent.parent / "README.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["stats"].gemm_uops == 16
+
+
+def test_ci_runs_the_readme_test_line() -> None:
+    root = DOC.parent.parent
+    readme = (root / "README.md").read_text().splitlines()
+    line = readme[readme.index("# install and run the tests") + 1]
+    assert "pytest" in line and "pip install" in line
+    assert "# install and run the tests" in (root / ".ci" / "run").read_text()
