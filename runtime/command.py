@@ -230,10 +230,15 @@ class CommandQueue:
             buf.write(raw)
             self.device.run(buf, len(insns))
             return self.device.synchronize()
+        except BaseException:
+            # The stream stopped part way: its uop loads may not have run, so nothing is known resident.
+            self.invalidate_kernels()
+            raise
         finally:
             self.device.free(buf)
             self.insns = []
             self._last = {m: None for m in Module}
+            self._pending_pop = {m: set() for m in Module}
 
     def close(self) -> None:
         """Free the device memory holding kernels."""

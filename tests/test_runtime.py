@@ -178,3 +178,24 @@ def test_demo_gemm_bit_exact(cfg: Config, chunks: int) -> None:
 def test_demo_rejects_what_does_not_fit() -> None:
     with pytest.raises(ValueError, match="do not fit"):
         run_gemm(FsimDevice(PRESETS["tiny"]), GemmProblem(m_blocks=200, k_blocks=8, n_blocks=2))
+
+
+def test_failed_run_forgets_resident_kernels() -> None:
+    """A run that stops early may not have loaded its kernels; the next run must load them again."""
+    from vta.sim import DeadlockError
+
+    cfg = PRESETS["tiny"]
+    cq = _cq(cfg)
+    kern = UopKernel(((0, 0, 0),), signature="k")
+    cq.dep_pop(Module.STORE, Module.COMPUTE)  # nobody pushes this token: the run deadlocks
+    cq.alu(kern, AluOp.MOV, 16)
+    with pytest.raises(DeadlockError):
+        cq.run()
+    out = cq.device.alloc(cfg.elem_bytes(MemType.ACC))
+    cq.alu(kern, AluOp.MOV, 16)
+    cq.dep_push(Module.COMPUTE, Module.STORE)
+    cq.dep_pop(Module.COMPUTE, Module.STORE)
+    cq.store(0, out, 0, 1, 1, mem=MemType.ACC)
+    cq.run()
+    assert cq.uop_loads == 2
+    assert (np.frombuffer(out.read().tobytes(), np.int32) == 16).all()

@@ -66,40 +66,60 @@ def exec_gemm(insn: Insn, index: int, pads: Scratchpads, config: Config) -> UopT
     _check(t.src, config.inp_depth, insn, index, "reads", MemType.INP)
     _check(t.wgt, config.wgt_depth, insn, index, "reads", MemType.WGT)
     if t.dst.size:
-        _accumulate(pads, config, t)
+        _accumulate(pads, config, t, insn.uop_end - insn.uop_bgn)
     return t
 
 
-def _accumulate(pads: Scratchpads, config: Config, t: UopTrace) -> None:
+def _accumulate(pads: Scratchpads, config: Config, t: UopTrace, uops_per_iter: int) -> None:
+    n = t.dst.size
+    b, o = config.batch, config.block_out
+    products = _products(pads, config, t)  # (n, batch, block_out), exact, in execution order
+    dst = t.dst
+    u = uops_per_iter
+    if u > 1 and (dst.reshape(-1, u) == dst[::u, None]).all():
+        # Every micro-op of an iteration writes the same entry (the reduction runs along the
+        # micro-ops): sum each iteration's products first, exactly, in float64.
+        products = products.reshape(-1, u, b, o).sum(axis=1, dtype=np.float64)
+        dst = dst[::u]
+    _add(pads, dst, products)
+
+
+def _products(pads: Scratchpads, config: Config, t: UopTrace) -> np.ndarray:
+    """inp[src] · wgt[wgt]ᵀ for every execution, as exact floats."""
     ft = _exact_float(config)
     n = t.dst.size
-    wkeys, wfirst, winv = np.unique(t.wgt, return_index=True, return_inverse=True)
-    if len(wkeys) * 16 <= n:
-        # Few distinct weight tiles: one BLAS product per tile over all inputs that use it.
-        order = np.argsort(winv, kind="stable")
-        bounds = np.searchsorted(winv[order], np.arange(len(wkeys) + 1))
-        for g in range(len(wkeys)):
-            rows = order[bounds[g] : bounds[g + 1]]
-            a = pads.inp[t.src[rows]].astype(ft)  # (G, batch, block_in)
-            p = a.reshape(-1, config.block_in) @ pads.wgt[wkeys[g]].astype(ft).T
-            _add(pads, t.dst[rows], p.reshape(len(rows), config.batch, config.block_out))
-        return
-    a = pads.inp[t.src].astype(ft)
-    w = pads.wgt[t.wgt].astype(ft)
-    _add(pads, t.dst, np.matmul(a, w.transpose(0, 2, 1)))
+    b, k, o = config.batch, config.block_in, config.block_out
+    order = np.argsort(t.wgt, kind="stable")
+    sw = t.wgt[order]
+    starts = np.flatnonzero(np.r_[True, sw[1:] != sw[:-1]])
+    if len(starts) * 4 > n:  # few executions share a weight tile: one small product each
+        a = pads.inp[t.src].astype(ft)
+        return np.matmul(a, pads.wgt[t.wgt].astype(ft).transpose(0, 2, 1))
+    # Group executions by weight tile and multiply each group's inputs by its tile with BLAS;
+    # equal-size groups (the usual case for affine loops) go in one batched matmul.
+    w = pads.wgt[sw[starts]].astype(ft).transpose(0, 2, 1)  # (W, block_in, block_out)
+    counts = np.diff(np.r_[starts, n])
+    out = np.empty((n, b, o), ft)
+    if (counts == counts[0]).all():
+        a = pads.inp[t.src[order]].astype(ft).reshape(len(starts), -1, k)
+        out[order] = np.matmul(a, w).reshape(n, b, o)
+        return out
+    for g, (s0, c) in enumerate(zip(starts.tolist(), counts.tolist())):
+        rows = order[s0 : s0 + c]
+        out[rows] = (pads.inp[t.src[rows]].astype(ft).reshape(-1, k) @ w[g]).reshape(c, b, o)
+    return out
 
 
 def _add(pads: Scratchpads, dst: np.ndarray, products: np.ndarray) -> None:
     """acc[dst] += products, wrapping at the accumulator width, with repeated dst summed."""
-    p = products.astype(np.int64)
     acc = pads.acc
     if np.bincount(dst).max() <= 1:
-        acc[dst] = (acc[dst] + p).astype(acc.dtype)
+        acc[dst] = (acc[dst] + products.astype(np.int64)).astype(acc.dtype)
         return
     order = np.argsort(dst, kind="stable")
     d = dst[order]
     starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
-    sums = np.add.reduceat(p[order], starts, axis=0)
+    sums = np.add.reduceat(products[order].astype(np.int64), starts, axis=0)
     acc[d[starts]] = (acc[d[starts]] + sums).astype(acc.dtype)
 
 

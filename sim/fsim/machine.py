@@ -45,6 +45,7 @@ class RunStats:
     """Counters and the timing estimate of one run."""
 
     config: str
+    macs_per_cycle: int = 1  # the GEMM core's peak
     insns: int = 0
     insns_per_module: dict[str, int] = field(default_factory=lambda: {m.name.lower(): 0 for m in Module})
     dram_read_bytes: dict[str, int] = field(default_factory=lambda: {m: 0 for m in ("uop", "wgt", "inp", "acc")})
@@ -60,8 +61,8 @@ class RunStats:
 
     @property
     def gemm_utilization(self) -> float:
-        """GEMM micro-ops (one per cycle at peak) over total estimated cycles."""
-        return self.gemm_uops / self.cycles if self.cycles else 0.0
+        """MACs done over the GEMM core's peak for the estimated cycles (reset micro-ops do no MACs)."""
+        return self.macs / (self.macs_per_cycle * self.cycles) if self.cycles else 0.0
 
     @property
     def dram_bytes(self) -> int:
@@ -124,7 +125,7 @@ class _Run:
         self.queue: dict[Module, deque[int]] = {m: deque() for m in _MODULES}
         self.tokens: dict[Queue, deque[tuple[int, np.ndarray | None]]] = {q: deque() for q in Queue}
         self.fetched = 0
-        self.stats = RunStats(self.cfg.name, insns=len(insns))
+        self.stats = RunStats(self.cfg.name, self.cfg.macs_per_cycle, insns=len(insns))
         # Timing state.
         self.fetch_t = 0
         self.fetch_cost = fetch_cycles(self.cfg, sim.timing)

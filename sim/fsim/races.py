@@ -18,6 +18,20 @@ from ..errors import RaceError
 _TRACKED = (MemType.INP, MemType.WGT, MemType.ACC)  # buffers two modules share
 
 
+def _distinct(idx: np.ndarray | slice) -> np.ndarray | slice:
+    """The entries an index array touches, once each (a slice when they are contiguous).
+
+    An entry's race state depends only on whether an instruction touched it, so
+    micro-op executions that revisit entries need checking once."""
+    if isinstance(idx, slice) or idx.size == 0:
+        return idx
+    lo = int(idx.min())
+    touched = np.bincount(idx - lo)
+    if touched.all():
+        return slice(lo, lo + len(touched))
+    return np.flatnonzero(touched) + lo
+
+
 class RaceChecker:
     def __init__(self, config: Config) -> None:
         self.clock = np.zeros((3, 3), np.int64)  # clock[m]: what module m has seen of each module
@@ -42,6 +56,7 @@ class RaceChecker:
         """Record that instruction ``insn`` on ``module`` reads or writes entries ``idx`` of ``mem``."""
         if mem not in self.w_mod:
             return
+        idx = _distinct(idx)
         seen = self.clock[module]
         wm = self.w_mod[mem][idx]
         prior = np.where(wm >= 0, self.w_evt[mem][idx], 0)
