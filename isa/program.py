@@ -192,24 +192,23 @@ class Program:
             try:
                 meta = json.loads(z.read("program.json"))
                 if meta.get("format") != FORMAT:
-                    raise ProgramError(f"{path}: not a {FORMAT} file")
+                    raise ProgramError(f"not a {FORMAT} file")
                 if meta.get("format_version") != FORMAT_VERSION:
-                    raise ProgramError(f"{path}: format version {meta.get('format_version')} is not "
-                                       f"{FORMAT_VERSION}; re-assemble it with this version")
-                config = Config.from_dict(meta["config"], source=f"{path}:program.json")
+                    raise ProgramError(f"format version {meta.get('format_version')} is not {FORMAT_VERSION}; "
+                                       "re-assemble it with this version")
+                config = Config.from_dict(meta["config"], source="program.json")
                 raw = z.read("insns.bin")
                 if len(raw) != meta["n_insns"] * INSN_BYTES:
-                    raise ProgramError(f"{path}: insns.bin holds {len(raw)} bytes, expected "
-                                       f"{meta['n_insns']} instructions")
+                    raise ProgramError(f"insns.bin holds {len(raw)} bytes, expected {meta['n_insns']} instructions")
                 insns = decode_insns(raw, config)
                 segments = []
                 for i, sm in enumerate(meta["segments"]):
                     values = np.load(io.BytesIO(z.read(f"seg{i}.npy")), allow_pickle=False)
                     if list(values.shape) != list(sm["shape"]) or values.dtype.kind not in "iu":
-                        raise ProgramError(f"{path}: segment '{sm['name']}' data does not match its table entry")
+                        raise ProgramError(f"segment '{sm['name']}' data does not match its table entry")
                     segments.append(Segment(sm["name"], int(sm["addr"]), sm["dtype"], values, bool(sm["output"])))
+                return cls(config, insns, segments, insn_addr=meta["insn_addr"], dram_bytes=meta["dram_bytes"])
+            except (ProgramError, ConfigError, EncodingError) as e:
+                raise ProgramError(f"{path}: {e}") from None
             except (KeyError, TypeError, ValueError, zipfile.BadZipFile) as e:
-                if isinstance(e, (ProgramError, ConfigError, EncodingError)):
-                    raise ProgramError(f"{path}: {e}") from None
                 raise ProgramError(f"{path}: malformed program file ({type(e).__name__}: {e})") from None
-        return cls(config, insns, segments, insn_addr=meta["insn_addr"], dram_bytes=meta["dram_bytes"])

@@ -139,3 +139,29 @@ def test_errors_name_the_line(text: str, line: int, needle: str) -> None:
     assert e.value.line == line, str(e.value)
     assert f"t.s:{line}:" in str(e.value)
     assert needle in str(e.value)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"format_version": 9}, "format version 9 is not 1"),
+    ({"config": {"batch": 3}}, "config field 'batch'"),
+    ({"n_insns": 3}, "insns.bin holds"),
+    ({"segments": [{"name": "A"}]}, "malformed program file (KeyError"),
+    ({"insn_addr": 0}, "overlaps '<instructions>'"),
+])
+def test_malformed_program_files(tmp_path, change: dict, needle: str) -> None:
+    import json
+    import zipfile
+
+    from vta.isa import ProgramError
+
+    good = tmp_path / "good.vtaprog"
+    assemble_file(EXAMPLES / "gemm_relu.s").save(good)
+    bad = tmp_path / "bad.vtaprog"
+    with zipfile.ZipFile(good) as z, zipfile.ZipFile(bad, "w") as out:
+        meta = {**json.loads(z.read("program.json")), **change}
+        for name in z.namelist():
+            out.writestr(name, json.dumps(meta) if name == "program.json" else z.read(name))
+    with pytest.raises(ProgramError) as e:
+        Program.load(bad)
+    assert str(e.value).startswith(f"{bad}: ") and str(e.value).count(str(bad)) == 1
+    assert needle in str(e.value)
