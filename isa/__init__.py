@@ -21,10 +21,10 @@ from .encoding import (
 from .errors import AsmError, ConfigError, EncodingError, ProgramError, VTAError
 from .layout import Field, Layout, insn_layouts, uop_layout
 from .program import Program, Segment
-from .spec import DEP_FLAGS, DEP_QUEUES, AluOp, MemType, Module, Opcode, Queue, module_of
+from .spec import DEP_FLAGS, DEP_QUEUES, AluOp, ErrorCode, MemType, Module, Opcode, Queue, module_of
 
 __all__ = [
-    "AluOp", "AsmError", "Config", "ConfigError", "DEP_FLAGS", "DEP_QUEUES", "EncodingError", "Field",
+    "AluOp", "AsmError", "Config", "ConfigError", "DEP_FLAGS", "DEP_QUEUES", "EncodingError", "ErrorCode", "Field",
     "INSN_BYTES", "Insn", "Layout", "MemType", "Module", "Opcode", "PRESETS", "Program", "ProgramError",
     "Queue", "Segment", "VTAError", "assemble", "assemble_file", "check_insn", "decode_insns", "decode_uops",
     "disassemble", "encode_insns", "encode_uops", "format_insn", "insn_columns", "insn_layouts",

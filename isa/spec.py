@@ -61,6 +61,22 @@ class AluOp(IntEnum):
     MOV = 5
 
 
+class ErrorCode(IntEnum):
+    """Why a run stopped early. The RTL's error register and the simulator's errors use the same codes."""
+
+    NONE = 0
+    BAD_OPCODE = 1    # opcode 5-7
+    BAD_FIELD = 2     # a field value no instruction of its kind may have (see check_insn)
+    BAD_FINISH = 3    # FINISH before the end of the stream, or a stream not ending in FINISH
+    SRAM_BOUNDS = 4   # a buffer region or micro-op index past a buffer's end
+    DRAM_BOUNDS = 5   # a DRAM access (or the instruction fetch) past the DRAM limit
+    DEADLOCK = 6      # no module can proceed before completion
+    BUS_ERROR = 7     # the memory answered a transfer with an error response
+
+
+ERROR_CODE_BITS = 4
+
+
 class Module(IntEnum):
     """The three concurrently running modules, in pipeline order."""
 

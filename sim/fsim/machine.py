@@ -28,6 +28,8 @@ from vta.isa import (
     format_insn,
 )
 
+from vta.isa.spec import ErrorCode
+
 from ..errors import BoundsError, DeadlockError, InvalidInsnError
 from .compute import exec_alu, exec_gemm
 from .memory import exec_load, exec_store
@@ -100,19 +102,19 @@ class Fsim:
         end = addr + count * INSN_BYTES
         if addr < 0 or count <= 0 or end > self.dram.size:
             raise BoundsError(f"instruction fetch [{addr:#x}, {end:#x}) of {count} instructions is outside "
-                              f"DRAM ({self.dram.size:#x} bytes) or empty")
+                              f"DRAM ({self.dram.size:#x} bytes) or empty", code=ErrorCode.DRAM_BOUNDS)
         try:
             insns = decode_insns(self.dram[addr:end], self.config)
         except EncodingError as e:
-            raise InvalidInsnError(e.detail, e.index) from None
+            raise InvalidInsnError(e.detail, e.index, ErrorCode.BAD_OPCODE) from None
         for i, insn in enumerate(insns):
             why = check_insn(insn, self.config)
             if why:
                 raise InvalidInsnError(f"{why}: {format_insn(insn)}", i)
             if insn.opcode == Opcode.FINISH and i != count - 1:
-                raise InvalidInsnError("FINISH before the end of the stream", i)
+                raise InvalidInsnError("FINISH before the end of the stream", i, ErrorCode.BAD_FINISH)
         if insns[-1].opcode != Opcode.FINISH:
-            raise InvalidInsnError("the stream does not end with FINISH", count - 1)
+            raise InvalidInsnError("the stream does not end with FINISH", count - 1, ErrorCode.BAD_FINISH)
         return insns
 
 

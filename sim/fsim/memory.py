@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from vta.isa import Config, Insn, MemType, decode_uops
+from vta.isa.spec import ErrorCode
 from vta.isa.values import pack_values, unpack_values, wrap
 
 from ..errors import BoundsError
@@ -25,7 +26,7 @@ def _dram_rows(insn: Insn, index: int, view: np.ndarray, what: str) -> np.ndarra
         elem = view.shape[1]
         raise BoundsError(
             f"{what} DRAM elements up to {last} (bytes up to {(last + 1) * elem:#x}) are past the end of "
-            f"DRAM ({len(view) * elem:#x} bytes usable for {elem}-byte elements)", index)
+            f"DRAM ({len(view) * elem:#x} bytes usable for {elem}-byte elements)", index, ErrorCode.DRAM_BOUNDS)
     return base + np.arange(y)[:, None] * stride + np.arange(x)[None, :]
 
 
