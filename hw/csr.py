@@ -7,6 +7,7 @@ this order, and `counters_to_stats` maps them onto the simulator's RunStats.
 
 from __future__ import annotations
 
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from vta.isa.spec import ERROR_CODE_BITS
@@ -30,5 +31,5 @@ def control_members() -> dict:
     return {
         "start": In(1), "insn_addr": In(32), "insn_count": In(32), "dram_limit": In(32),
         "busy": Out(1), "done": Out(1), "error": Out(ERROR_CODE_BITS), "error_insn": Out(32),
-        "counters": Out({name: Out(COUNTER_BITS) for name in COUNTERS}),
+        "counters": Out(wiring.Signature({name: Out(COUNTER_BITS) for name in COUNTERS})),
     }
