@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .config import PRESETS, Config
 from .layout import insn_layouts, uop_layout
-from .spec import DEP_QUEUES, AluOp, MemType, Module, Opcode
+from .spec import DEP_QUEUES, AluOp, ErrorCode, MemType, Module, Opcode
 
 BEGIN = "<!-- BEGIN GENERATED TABLES (python -m vta.isa.docgen docs/isa.md) -->"
 END = "<!-- END GENERATED TABLES -->"
@@ -29,6 +29,7 @@ def tables(config: Config | None = None) -> str:
              "prints them).", ""]
     lines += _enum_table("Opcodes", Opcode) + _enum_table("Memory types", MemType) + _enum_table("ALU operations",
                                                                                                AluOp)
+    lines += _enum_table("Error codes", ErrorCode)
     layouts = {**insn_layouts(c), "uop": uop_layout(c)}
     names = {"mem": "LOAD and STORE", "gemm": "GEMM", "alu": "ALU", "finish": "FINISH", "uop": "Micro-op"}
     for kind, layout in layouts.items():

@@ -246,3 +246,42 @@ def test_program_fixed_addresses_need_free_dram() -> None:
     dev.alloc(64)
     with pytest.raises(Exception, match="not free"):
         run_program(prog, dev)
+
+
+def test_invalid_instructions_are_found_in_fetch_order() -> None:
+    """The first invalid instruction fetch reaches is reported, as the hardware's in-order fetch would."""
+    from vta.isa import ErrorCode
+
+    cfg = PRESETS["tiny"]
+    raw = encode_insns([Insn.gemm(0, 0), Insn.gemm(2, 1), Insn.gemm(0, 0), Insn.finish()], cfg)
+    raw[2, 0] = (int(raw[2, 0]) & 0xF8) | 6  # an unknown opcode after the bad micro-op range
+    dev = FsimDevice(cfg, dram_bytes=1 << 16)
+    dev.sim.dram[: raw.size] = raw.reshape(-1)
+    with pytest.raises(InvalidInsnError) as e:
+        dev.sim.run(0, 4)
+    assert e.value.insn_index == 1 and e.value.code == ErrorCode.BAD_FIELD
+    # A deadlock that keeps fetch from reaching a bad instruction is what gets reported.
+    small = Config(insn_queue_depth=2)
+    insns = [Insn.gemm(0, 0, pop_prev=1)] + [Insn.gemm(0, 0) for _ in range(4)] + [Insn.finish()]
+    raw = encode_insns(insns, small)
+    raw[4, 0] = (int(raw[4, 0]) & 0xF8) | 7
+    dev = FsimDevice(small, dram_bytes=1 << 16)
+    dev.sim.dram[: raw.size] = raw.reshape(-1)
+    with pytest.raises(DeadlockError):
+        dev.sim.run(0, len(insns))
+
+
+def test_stream_address_and_length_rules() -> None:
+    from vta.isa import ErrorCode
+
+    cfg = PRESETS["tiny"]
+    dev = FsimDevice(cfg, dram_bytes=1 << 16)
+    with pytest.raises(InvalidInsnError, match="not a multiple of 16") as e:
+        dev.sim.run(8, 1)
+    assert e.value.code == ErrorCode.BAD_FIELD
+    with pytest.raises(InvalidInsnError, match="empty") as e:
+        dev.sim.run(0, 0)
+    assert e.value.code == ErrorCode.BAD_FINISH
+    with pytest.raises(BoundsError) as e:
+        dev.sim.run(1 << 16, 1)
+    assert e.value.code == ErrorCode.DRAM_BOUNDS

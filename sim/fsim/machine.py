@@ -95,34 +95,36 @@ class Fsim:
 
     def run(self, insn_addr: int, insn_count: int) -> RunStats:
         """Fetch ``insn_count`` instructions at DRAM byte address ``insn_addr`` and run them to FINISH."""
-        insns = self._fetch(insn_addr, insn_count)
-        return _Run(self, insns).go()
+        insns, bad_opcode = self._fetch(insn_addr, insn_count)
+        return _Run(self, insns, insn_count, bad_opcode).go()
 
-    def _fetch(self, addr: int, count: int) -> list[Insn]:
+    def _fetch(self, addr: int, count: int) -> tuple[list[Insn], tuple[int, str] | None]:
+        """Decode the stream up to its first unknown opcode (whose index and message are returned).
+
+        Like the hardware, the run reports an invalid instruction only when fetch reaches it.
+        """
+        if count <= 0:
+            raise InvalidInsnError("the stream is empty; it must end with FINISH", 0, ErrorCode.BAD_FINISH)
+        if addr % INSN_BYTES:
+            raise InvalidInsnError(f"the stream address {addr:#x} is not a multiple of {INSN_BYTES}", 0)
         end = addr + count * INSN_BYTES
-        if addr < 0 or count <= 0 or end > self.dram.size:
+        if addr < 0 or end > self.dram.size:
             raise BoundsError(f"instruction fetch [{addr:#x}, {end:#x}) of {count} instructions is outside "
-                              f"DRAM ({self.dram.size:#x} bytes) or empty", code=ErrorCode.DRAM_BOUNDS)
+                              f"DRAM ({self.dram.size:#x} bytes)", 0, ErrorCode.DRAM_BOUNDS)
+        raw = self.dram[addr:end]
         try:
-            insns = decode_insns(self.dram[addr:end], self.config)
+            return decode_insns(raw, self.config), None
         except EncodingError as e:
-            raise InvalidInsnError(e.detail, e.index, ErrorCode.BAD_OPCODE) from None
-        for i, insn in enumerate(insns):
-            why = check_insn(insn, self.config)
-            if why:
-                raise InvalidInsnError(f"{why}: {format_insn(insn)}", i)
-            if insn.opcode == Opcode.FINISH and i != count - 1:
-                raise InvalidInsnError("FINISH before the end of the stream", i, ErrorCode.BAD_FINISH)
-        if insns[-1].opcode != Opcode.FINISH:
-            raise InvalidInsnError("the stream does not end with FINISH", count - 1, ErrorCode.BAD_FINISH)
-        return insns
+            assert e.index is not None
+            return decode_insns(raw[: e.index * INSN_BYTES], self.config), (e.index, e.detail)
 
 
 class _Run:
     """State of one run: module queues, tokens, the timing schedule and counters."""
 
-    def __init__(self, sim: Fsim, insns: list[Insn]) -> None:
+    def __init__(self, sim: Fsim, insns: list[Insn], count: int, bad_opcode: tuple[int, str] | None) -> None:
         self.sim, self.cfg, self.insns = sim, sim.config, insns
+        self.count, self.bad_opcode = count, bad_opcode
         self.mods = [insn.module for insn in insns]
         self.queue: dict[Module, deque[int]] = {m: deque() for m in _MODULES}
         self.tokens: dict[Queue, deque[tuple[int, np.ndarray | None]]] = {q: deque() for q in Queue}
@@ -138,7 +140,7 @@ class _Run:
         self.races = RaceChecker(self.cfg) if sim.check_races else None
 
     def go(self) -> RunStats:
-        n = len(self.insns)
+        n = self.count
         while True:
             progress = self._fetch_some()
             for m in _MODULES:
@@ -156,8 +158,9 @@ class _Run:
     def _fetch_some(self) -> bool:
         depth = self.cfg.insn_queue_depth
         progress = False
-        while self.fetched < len(self.insns):
+        while self.fetched < self.count:
             k = self.fetched
+            self._check(k)
             m = self.mods[k]
             if len(self.queue[m]) >= depth:
                 break
@@ -171,6 +174,20 @@ class _Run:
             self.fetched += 1
             progress = True
         return progress
+
+    def _check(self, k: int) -> None:
+        """The static rules, checked as fetch reaches instruction ``k`` (as the hardware does)."""
+        if self.bad_opcode is not None and k == self.bad_opcode[0]:
+            raise InvalidInsnError(self.bad_opcode[1], k, ErrorCode.BAD_OPCODE)
+        insn = self.insns[k]
+        why = check_insn(insn, self.cfg)
+        if why:
+            raise InvalidInsnError(f"{why}: {format_insn(insn)}", k)
+        last = k == self.count - 1
+        if insn.opcode == Opcode.FINISH and not last:
+            raise InvalidInsnError("FINISH before the end of the stream", k, ErrorCode.BAD_FINISH)
+        if last and insn.opcode != Opcode.FINISH:
+            raise InvalidInsnError("the stream does not end with FINISH", k, ErrorCode.BAD_FINISH)
 
     # -- execute -----------------------------------------------------------
     def _try_execute(self, m: Module) -> bool:
@@ -262,7 +279,7 @@ class _Run:
                 if insn.fields()[f] and q is not None and len(self.tokens[q]) >= self.cfg.token_queue_depth:
                     waits.append(f"room in {q.name} (full at {self.cfg.token_queue_depth})")
             lines.append(f"  {name}: instruction {k} `{format_insn(insn)}` waits for {' and '.join(waits)}")
-        if self.fetched < len(self.insns):
+        if self.fetched < self.count:
             k = self.fetched
             lines.append(f"  fetch: instruction {k} `{format_insn(self.insns[k])}` waits for room in the "
                          f"{self.mods[k].name.lower()} command queue (depth {self.cfg.insn_queue_depth})")
