@@ -103,6 +103,29 @@ def config_list(as_json: bool) -> None:
         out.print(f"{k:<10} {v.name}")
 
 
+# ---- hardware -----------------------------------------------------------------
+
+@main.group()
+def hw() -> None:
+    """Generate the accelerator's RTL."""
+
+
+@hw.command("verilog")
+@click.option("--config", "spec", default=None, help=_CONFIG_HELP)
+@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="directory to write vta_core.v (and config.json) into")
+def hw_verilog(spec: str | None, outdir: Path) -> None:
+    """Write the accelerator for a config as Verilog (top module vta_core).
+
+    Example: vta hw verilog --config tiny -o build/tiny
+    """
+    from vta.hw.verilog import write
+
+    cfg = _config(spec)
+    path = write(cfg, outdir)
+    out.print(f"{path}: vta_core for {cfg.name}, {path.stat().st_size:,} bytes")
+
+
 # ---- assembler ------------------------------------------------------------
 
 @main.command()

@@ -149,7 +149,7 @@ class _Run:
             if self.fetched == n and not any(self.queue.values()):
                 break
             if not progress:
-                raise DeadlockError(self._deadlock_report())
+                raise DeadlockError(self._deadlock_report(), self._oldest_waiting())
         self.stats.cycles = max(self.free_t.values())
         self.stats.insn_fetch_bytes = n * INSN_BYTES
         return self.stats
@@ -260,6 +260,13 @@ class _Run:
                 rc.access(m, MemType.ACC, t.dst, True, k, self._describe)
 
     # -- deadlock ----------------------------------------------------------
+    def _oldest_waiting(self) -> int:
+        """The index the hardware reports with DEADLOCK: the oldest instruction that waits."""
+        heads = [self.queue[m][0] for m in _MODULES if self.queue[m]]
+        if self.fetched < self.count:
+            heads.append(self.fetched)
+        return min(heads)
+
     def _deadlock_report(self) -> str:
         lines = ["deadlock: no module can proceed"]
         for m in _MODULES:
