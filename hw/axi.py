@@ -17,6 +17,7 @@ MAX_BURST_BEATS = 256   # AXI4 INCR
 BOUNDARY_BYTES = 4096   # a burst may not cross a 4 KiB boundary
 BURST_INCR = 1
 RESP_OKAY = 0
+ID_BITS = 1  # one transaction ID, always 0; present because memory models such as cocotbext-axi expect it
 
 
 class AXI4Signature(wiring.Signature):
@@ -31,17 +32,17 @@ class AXI4Signature(wiring.Signature):
 def read_members(data_bits: int, addr_bits: int = ADDR_BITS) -> dict:
     return {
         "arvalid": Out(1), "arready": In(1), "araddr": Out(addr_bits), "arlen": Out(8), "arsize": Out(3),
-        "arburst": Out(2),
-        "rvalid": In(1), "rready": Out(1), "rdata": In(data_bits), "rresp": In(2), "rlast": In(1),
+        "arburst": Out(2), "arid": Out(ID_BITS),
+        "rvalid": In(1), "rready": Out(1), "rdata": In(data_bits), "rresp": In(2), "rlast": In(1), "rid": In(ID_BITS),
     }
 
 
 def write_members(data_bits: int, addr_bits: int = ADDR_BITS) -> dict:
     return {
         "awvalid": Out(1), "awready": In(1), "awaddr": Out(addr_bits), "awlen": Out(8), "awsize": Out(3),
-        "awburst": Out(2),
+        "awburst": Out(2), "awid": Out(ID_BITS),
         "wvalid": Out(1), "wready": In(1), "wdata": Out(data_bits), "wstrb": Out(data_bits // 8), "wlast": Out(1),
-        "bvalid": In(1), "bready": Out(1), "bresp": In(2),
+        "bvalid": In(1), "bready": Out(1), "bresp": In(2), "bid": In(ID_BITS),
     }
 
 

@@ -118,11 +118,17 @@ class FsimDevice(Device):
         return self._last
 
 
-DEVICES: dict[str, Callable[..., Device]] = {"fsim": FsimDevice}
+def _rtl(config: Config, **options: object) -> Device:
+    from .rtl_device import RtlDevice  # imported on use: it loads the Verilator build machinery
+
+    return RtlDevice(config, **options)  # type: ignore[arg-type]
+
+
+DEVICES: dict[str, Callable[..., Device]] = {"fsim": FsimDevice, "rtl": _rtl}
 
 
 def open_device(target: str, config: Config, **options: object) -> Device:
-    """A device by name ('fsim')."""
+    """A device by name: 'fsim' (functional simulator) or 'rtl' (the RTL under Verilator)."""
     try:
         factory = DEVICES[target]
     except KeyError:

@@ -17,6 +17,7 @@ from vta.isa.errors import VTAError
 from vta.sim.fsim import RunStats
 
 out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
 
 
 class _Group(click.Group):
@@ -166,7 +167,7 @@ def _load_program(path: Path) -> Program:
     return Program.load(path)
 
 
-def stats_table(stats: RunStats, title: str = "accelerator") -> Table:
+def stats_table(stats: RunStats, title: str = "accelerator", exact: bool = False) -> Table:
     t = Table(title=title, show_header=False)
     t.add_column("counter")
     t.add_column("value", justify="right")
@@ -181,31 +182,41 @@ def stats_table(stats: RunStats, title: str = "accelerator") -> Table:
     for k, v in stats.dram_write_bytes.items():
         if v:
             t.add_row(f"DRAM write {k}", f"{v:,} B")
-    t.add_row("estimated cycles", f"{stats.cycles:,}")
+    t.add_row("cycles" if exact else "estimated cycles", f"{stats.cycles:,}")
     t.add_row("busy cycles (load/compute/store)", "/".join(f"{v:,}" for v in stats.busy_cycles.values()))
     t.add_row("GEMM-core utilization", f"{100 * stats.gemm_utilization:.1f}%")
     return t
 
 
-def _device(target: str, cfg: Config, race_check: bool, dram_bytes: int | None = None):  # type: ignore[no-untyped-def]
+def _device(target: str, cfg: Config, race_check: bool, dram_bytes: int | None = None,
+            max_cycles: int | None = None):  # type: ignore[no-untyped-def]
     from vta.runtime import open_device
 
     opts: dict[str, Any] = {"check_races": race_check}
     if dram_bytes:
         opts["dram_bytes"] = dram_bytes
+    if max_cycles is not None:
+        if target != "rtl":
+            raise click.UsageError("--max-cycles applies to --target rtl")
+        opts["max_cycles"] = max_cycles
+    if target == "rtl":  # the first build of a config takes a while; later ones come from the cache
+        with err.status(f"building or loading the Verilator simulation of {cfg.name}"):
+            return open_device(target, cfg, **opts)
     return open_device(target, cfg, **opts)
 
 
 @main.command()
 @click.argument("program", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--target", type=click.Choice(["fsim"]), default="fsim", show_default=True, help="device to run on")
+@click.option("--target", type=click.Choice(["fsim", "rtl"]), default="fsim", show_default=True,
+              help="fsim: functional simulator with estimated cycles; rtl: the RTL under Verilator, exact cycles")
+@click.option("--max-cycles", type=int, default=None, help="rtl: stop a run that needs more cycles than this")
 @click.option("--config", "spec", default=None, help=f"config for the bundled default; {_CONFIG_HELP}")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--output", "outdir", type=click.Path(file_okay=False, path_type=Path),
               help="also write each output as DIR/NAME.npy")
 @click.option("--no-race-check", is_flag=True, help="skip checking that token order covers every buffer access")
-def run(program: Path | None, target: str, spec: str | None, as_json: bool, outdir: Path | None,
-        no_race_check: bool) -> None:
+def run(program: Path | None, target: str, max_cycles: int | None, spec: str | None, as_json: bool,
+        outdir: Path | None, no_race_check: bool) -> None:
     """Run a program (.vtaprog or assembly) and print its outputs and counters.
 
     With no PROGRAM, runs the bundled default: a double-buffered blocked int8
@@ -216,17 +227,19 @@ def run(program: Path | None, target: str, spec: str | None, as_json: bool, outd
     Examples:
       vta run
       vta run --config tiny --json
+      vta run --target rtl --config batch4
       vta run examples/gemm_relu.s --output results/
     """
     if program is None:
-        _run_default(target, _config(spec), as_json, outdir, not no_race_check)
+        _run_default(_device(target, _config(spec), not no_race_check, max_cycles=max_cycles), target, as_json,
+                     outdir)
         return
     if spec is not None:
         raise click.UsageError("--config applies to the bundled default; a program names its own config")
     from vta.runtime import run_program
 
     prog = _load_program(program)
-    dev = _device(target, prog.config, not no_race_check, max(prog.dram_bytes, 1 << 20))
+    dev = _device(target, prog.config, not no_race_check, max(prog.dram_bytes, 1 << 20), max_cycles)
     res = run_program(prog, dev)
     _save(outdir, res.outputs)
     if as_json:
@@ -238,7 +251,7 @@ def run(program: Path | None, target: str, spec: str | None, as_json: bool, outd
     with np.printoptions(threshold=200, edgeitems=4, linewidth=100):
         for name, v in res.outputs.items():
             out.print(f"[bold]{name}[/] {v.dtype}{list(v.shape)}:\n{v}")
-    out.print(stats_table(res.stats))
+    out.print(stats_table(res.stats, exact=target == "rtl"))
 
 
 def _save(outdir: Path | None, outputs: dict[str, np.ndarray]) -> None:
@@ -249,10 +262,11 @@ def _save(outdir: Path | None, outputs: dict[str, np.ndarray]) -> None:
         np.save(outdir / f"{name}.npy", v)
 
 
-def _run_default(target: str, cfg: Config, as_json: bool, outdir: Path | None, race_check: bool) -> None:
+def _run_default(device, target: str, as_json: bool, outdir: Path | None) -> None:  # type: ignore[no-untyped-def]
     from vta.demo import run_gemm
 
-    r = run_gemm(_device(target, cfg, race_check))
+    cfg = device.config
+    r = run_gemm(device)
     p = r.problem
     m, k, n = r.output.shape[0], p.k_blocks * cfg.block_in, r.output.shape[1]
     _save(outdir, {"C": r.output})
@@ -266,7 +280,7 @@ def _run_default(target: str, cfg: Config, as_json: bool, outdir: Path | None, r
         out.print(f"result vs numpy reference: {status}")
         with np.printoptions(threshold=64, edgeitems=3, linewidth=100):
             out.print(f"C[:4, :8] =\n{r.output[:4, :8]}")
-        out.print(stats_table(r.stats))
+        out.print(stats_table(r.stats, exact=target == "rtl"))
     if not r.exact:
         sys.exit(1)
 
