@@ -52,26 +52,36 @@ class VTACore(wiring.Component):
         c = self.config
         start = Signal()
         stop = Signal()
+        # `clear` resets every module's per-run state in the cycle a run ends, so the next run
+        # starts clean even after an error left instructions queued or half executed. The
+        # buffers keep their contents; the token queues are emptied by `start`.
+        clear = Signal()
+        scoped = ResetInserter(clear)
         m.d.comb += [start.eq(self.start & ~self.busy), stop.eq(self.error != 0)]
 
         bufs = self._buffers(m)
-        fetch, seqs = self._fetch_and_sequencers(m, start, stop)
+        fetch, seqs = self._fetch_and_sequencers(m, start, stop, scoped)
         self._tokens(m, seqs, start)
-        rdmas, wdmas = self._dmas(m)
+        rdmas, wdmas = self._dmas(m, scoped)
+        for d in (*rdmas.values(), *wdmas.values()):  # after an error, transfers in flight are wound down
+            m.d.comb += d.abort.eq(stop)
         m.d.comb += fetch.dram_limit.eq(self.dram_limit)
         wiring.connect(m, fetch.dma_cmd, rdmas[None].cmd)
         wiring.connect(m, rdmas[None].elem, fetch.dma_elem)
 
         # ---- load module: LOAD INP/WGT ------------------------------------------------------
-        m.submodules.load_walker = lw = LoadWalker(c, (MemType.INP, MemType.WGT))
+        lw = LoadWalker(c, (MemType.INP, MemType.WGT))
+        m.submodules.load_walker = scoped(lw)
         self._attach_walker(m, lw, (MemType.INP, MemType.WGT), rdmas, bufs)
         m.d.comb += [lw.go.eq(seqs["load"].go), lw.insn.eq(seqs["load"].insn), lw.stop.eq(stop),
                      seqs["load"].done.eq(lw.done)]
 
         # ---- compute module: LOAD UOP/ACC, GEMM, ALU, FINISH ---------------------------------------
-        m.submodules.compute_walker = cw = LoadWalker(c, (MemType.UOP, MemType.ACC))
+        cw = LoadWalker(c, (MemType.UOP, MemType.ACC))
+        m.submodules.compute_walker = scoped(cw)
         self._attach_walker(m, cw, (MemType.UOP, MemType.ACC), rdmas, bufs)
-        m.submodules.compute_core = core = ComputeCore(c)
+        core = ComputeCore(c)
+        m.submodules.compute_core = scoped(core)
         cs = seqs["compute"]
         op = data.View(insn_views(c)["finish"], cs.insn).opcode
         finished = Signal()
@@ -85,6 +95,8 @@ class VTACore(wiring.Component):
         ]
         with m.If(finish_now):
             m.d.sync += finished.eq(1)
+        with m.If(clear):
+            m.d.sync += [finished.eq(0), finish_now.eq(0)]
         uop_wp, acc_wp = bufs["wp"][MemType.UOP], bufs["wp"][MemType.ACC]
         m.d.comb += [core.uop_rd.data.eq(bufs["uop_rp"].data), bufs["uop_rp"].addr.eq(core.uop_rd.addr),
                      core.inp_rd.data.eq(bufs["inp_rp"].data), bufs["inp_rp"].addr.eq(core.inp_rd.addr),
@@ -95,7 +107,8 @@ class VTACore(wiring.Component):
             m.d.comb += [acc_wp.addr.eq(core.acc_wr.addr), acc_wp.data.eq(core.acc_wr.data), acc_wp.en.eq(1)]
 
         # ---- store module ---------------------------------------------------------------------------
-        m.submodules.store_engine = se = StoreEngine(c)
+        se = StoreEngine(c)
+        m.submodules.store_engine = scoped(se)
         m.d.comb += [se.go.eq(seqs["store"].go), se.insn.eq(seqs["store"].insn), seqs["store"].done.eq(se.done),
                      se.acc_rd.data.eq(bufs["acc_rp2"].data), bufs["acc_rp2"].addr.eq(se.acc_rd.addr)]
         for mem, d in wdmas.items():
@@ -108,18 +121,24 @@ class VTACore(wiring.Component):
 
         # ---- run control, errors, counters ------------------------------------------------------------
         dma_busy = Signal()
-        m.d.comb += dma_busy.eq(sum(d.busy for d in (*rdmas.values(), *wdmas.values())) != 0)
+        data_dma_busy = Signal()  # every DMA but fetch's
+        data_dmas = [d for k, d in rdmas.items() if k is not None] + list(wdmas.values())
+        m.d.comb += [dma_busy.eq(rdmas[None].busy | data_dma_busy),
+                     data_dma_busy.eq(sum(d.busy for d in data_dmas) != 0)]
         # A sequencer idle with nothing to do also means its command FIFO is empty.
         idle = {n: s.blocked & ~s.waiting for n, s in seqs.items()}
         complete = finished & fetch.finished & (fetch.error == 0) & ~dma_busy & \
             idle["load"] & idle["compute"] & idle["store"]
-        stuck = fetch.blocked & ~dma_busy & ~(lw.busy | cw.busy | core.busy | se.busy) & \
+        # Fetch's own DMA may still hold prefetched instructions while fetch waits for room in
+        # a full command queue: that is no progress, so it does not count against a deadlock.
+        stuck = fetch.blocked & ~data_dma_busy & ~(lw.busy | cw.busy | core.busy | se.busy) & \
             seqs["load"].blocked & seqs["compute"].blocked & seqs["store"].blocked & ~complete
         stuck_for = Signal(2)
         m.d.sync += stuck_for.eq(Mux(stuck & self.busy, Mux(stuck_for == 3, 3, stuck_for + 1), 0))
 
         errors = [  # (code, instruction index), in priority order
             (fetch.error, fetch.error_insn),
+            (rdmas[None].error, fetch.pending),  # an error response to the instruction fetch
             (lw.error, seqs["load"].index),
             (cw.error, seqs["compute"].index), (core.error, seqs["compute"].index),
             (se.error, seqs["store"].index),
@@ -128,12 +147,18 @@ class VTACore(wiring.Component):
         with m.If(start):
             m.d.sync += [self.busy.eq(1), self.done.eq(0), self.error.eq(0), self.error_insn.eq(0),
                          finished.eq(0)]
+        with m.Elif(self.busy & stop):
+            # Stopping after an error: done once the transfers in flight have been wound down.
+            with m.If(~dma_busy):
+                m.d.comb += clear.eq(1)
+                m.d.sync += [self.busy.eq(0), self.done.eq(1)]
         with m.Elif(self.busy):
             with m.If(complete):
+                m.d.comb += clear.eq(1)
                 m.d.sync += [self.busy.eq(0), self.done.eq(1)]
             for code, index in reversed(errors):  # the first listed wins
                 with m.If(code != 0):
-                    m.d.sync += [self.error.eq(code), self.error_insn.eq(index), self.busy.eq(0), self.done.eq(1)]
+                    m.d.sync += [self.error.eq(code), self.error_insn.eq(index)]
         self._counters(m, start, seqs, lw, cw, core, se, fetch)
         # Handles on the parts, for testbenches that look inside.
         self.parts = {"fetch": fetch, **{f"{k}_seq": v for k, v in seqs.items()}, "load_walker": lw,
@@ -160,15 +185,18 @@ class VTACore(wiring.Component):
             "acc_rp2": mems[MemType.ACC].read_port(),
         }
 
-    def _fetch_and_sequencers(self, m: Module, start: Signal, stop: Signal) -> tuple[Fetch, dict]:
+    def _fetch_and_sequencers(self, m: Module, start: Signal, stop: Signal, scoped: ResetInserter
+                              ) -> tuple[Fetch, dict]:
         c = self.config
-        m.submodules.fetch = fetch = Fetch(c)
+        fetch = Fetch(c)
+        m.submodules.fetch = scoped(fetch)
         m.d.comb += [fetch.start.eq(start), fetch.insn_addr.eq(self.insn_addr), fetch.insn_count.eq(self.insn_count),
                      fetch.stop.eq(stop)]
         seqs = {}
         for name in ("load", "compute", "store"):
-            s = seqs[name] = m.submodules[f"{name}_seq"] = Sequencer(c)
-            q = m.submodules[f"{name}_fifo"] = fifo.SyncFIFOBuffered(width=CmdLayout.size, depth=c.insn_queue_depth)
+            s = seqs[name] = Sequencer(c)
+            q = fifo.SyncFIFOBuffered(width=CmdLayout.size, depth=c.insn_queue_depth)
+            m.submodules[f"{name}_seq"], m.submodules[f"{name}_fifo"] = scoped(s), scoped(q)
             src = getattr(fetch, name)
             m.d.comb += [q.w_data.eq(src.payload), q.w_en.eq(src.valid), src.ready.eq(q.w_rdy),
                          s.cmd.payload.eq(q.r_data), s.cmd.valid.eq(q.r_rdy), q.r_en.eq(s.cmd.ready),
@@ -182,22 +210,25 @@ class VTACore(wiring.Component):
             push, pop = getattr(seqs[pm], pf), getattr(seqs[cm], cf)
             m.d.comb += [tq.push.eq(push.go), push.ok.eq(~tq.full), tq.pop.eq(pop.go), pop.ok.eq(tq.has_token)]
 
-    def _dmas(self, m: Module) -> tuple[dict, dict]:
+    def _dmas(self, m: Module, scoped: ResetInserter) -> tuple[dict, dict]:
         c = self.config
         bus = c.bus_width
         rdmas = {}
         for mem in _READ_CLIENTS:
             bits = INSN_BITS if mem is None else elem_bits(c, mem)
             name = "fetch" if mem is None else mem.name.lower()
-            d = rdmas[mem] = m.submodules[f"{name}_rdma"] = ReadDMA(bits, bus)
+            d = rdmas[mem] = ReadDMA(bits, bus)
+            m.submodules[f"{name}_rdma"] = scoped(d)
             m.d.comb += d.dram_limit.eq(self.dram_limit)
-        m.submodules.arbiter = arb = ReadArbiter(len(_READ_CLIENTS), bus)
+        arb = ReadArbiter(len(_READ_CLIENTS), bus)
+        m.submodules.arbiter = scoped(arb)
         for i, mem in enumerate(_READ_CLIENTS):
             wiring.connect(m, rdmas[mem].axi, getattr(arb, f"client{i}"))
         _forward(m, arb.axi, self.m_axi, read_members(bus))
         wdmas = {}
         for mem in STORE_MEMTYPES:
-            d = wdmas[mem] = m.submodules[f"{mem.name.lower()}_wdma"] = WriteDMA(elem_bits(c, mem), bus)
+            d = wdmas[mem] = WriteDMA(elem_bits(c, mem), bus)
+            m.submodules[f"{mem.name.lower()}_wdma"] = scoped(d)
             m.d.comb += d.dram_limit.eq(self.dram_limit)
         return rdmas, wdmas
 

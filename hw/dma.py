@@ -29,7 +29,8 @@ every other beat of a burst is full.
 - :class:`ReadArbiter` shares one AXI4 read port among several read engines.
 
 Errors: ``DRAM_BOUNDS`` is checked when the command is accepted, before any transfer;
-an error response sets ``BUS_ERROR``. After an error the engine starts no further
+an error response sets ``BUS_ERROR``. After an error, and while ``abort`` is high (the
+core stopping after an error elsewhere), the engine accepts no command, starts no further
 burst, completes those already issued (a read drains and discards their beats and
 delivers no further element, withdrawing one on offer; a write sends their remaining
 beats with ``wstrb`` = 0 and consumes no further element), then drops ``busy``. ``error`` holds until the next
@@ -371,6 +372,7 @@ class ReadDMA(wiring.Component):
             "elem": Out(stream.Signature(elem_bits)),
             "axi": Out(AXI4ReadSignature(bus_bits)),
             "dram_limit": In(ADDR_BITS),
+            "abort": In(1),
             "error": Out(ERROR_CODE_BITS),
             "busy": Out(1),
         })
@@ -382,7 +384,7 @@ class ReadDMA(wiring.Component):
         m.submodules.data = fifo = SyncFIFOBuffered(width=self.bus_bits, depth=self.buffer_beats)
         burst = gen.burst.payload
         beats = burst.len + 1
-        failed = self.error != ErrorCode.NONE
+        failed = (self.error != ErrorCode.NONE) | self.abort  # abort: wind down as after an error
         credits = Signal(range(self.buffer_beats + 1), init=self.buffer_beats)  # data FIFO beats not reserved
         ar = self.axi
         ar_fire = ar.arvalid & ar.arready
@@ -403,8 +405,8 @@ class ReadDMA(wiring.Component):
 
         m.d.comb += [
             self.busy.eq(gen.busy | (credits != self.buffer_beats) | pending),
-            gen.cmd.payload.eq(self.cmd.payload), gen.cmd.valid.eq(self.cmd.valid),
-            self.cmd.ready.eq(gen.cmd.ready), gen.hold.eq(self.busy),
+            gen.cmd.payload.eq(self.cmd.payload), gen.cmd.valid.eq(self.cmd.valid & ~self.abort),
+            self.cmd.ready.eq(gen.cmd.ready & ~self.abort), gen.hold.eq(self.busy),
             gen.dram_limit.eq(self.dram_limit), gen.abort.eq(failed),
         ]
         with m.If(gen.accepted):
@@ -493,6 +495,7 @@ class WriteDMA(wiring.Component):
             "elem": In(stream.Signature(elem_bits)),
             "axi": Out(AXI4WriteSignature(bus_bits)),
             "dram_limit": In(ADDR_BITS),
+            "abort": In(1),
             "error": Out(ERROR_CODE_BITS),
             "busy": Out(1),
         })
@@ -509,7 +512,7 @@ class WriteDMA(wiring.Component):
         w_in = data.View(beat_lay, wbuf.w_data)
         w_out = data.View(beat_lay, wbuf.r_data)
         burst = gen.burst.payload
-        failed = self.error != ErrorCode.NONE
+        failed = (self.error != ErrorCode.NONE) | self.abort  # abort: wind down as after an error
         outstanding = Signal(range(self.max_outstanding + 1))  # bursts awaiting B
         axi = self.axi
         aw_fire = axi.awvalid & axi.awready
@@ -517,8 +520,8 @@ class WriteDMA(wiring.Component):
 
         m.d.comb += [
             self.busy.eq(gen.busy | (outstanding != 0) | (desc_fifo.level != 0)),
-            gen.cmd.payload.eq(self.cmd.payload), gen.cmd.valid.eq(self.cmd.valid),
-            self.cmd.ready.eq(gen.cmd.ready), gen.hold.eq(self.busy),
+            gen.cmd.payload.eq(self.cmd.payload), gen.cmd.valid.eq(self.cmd.valid & ~self.abort),
+            self.cmd.ready.eq(gen.cmd.ready & ~self.abort), gen.hold.eq(self.busy),
             gen.dram_limit.eq(self.dram_limit), gen.abort.eq(failed),
         ]
         with m.If(gen.accepted):

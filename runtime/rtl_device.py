@@ -9,7 +9,7 @@ import numpy as np
 from vta.isa import Config, Module
 from vta.isa.errors import VTAError
 from vta.sim.fsim import RunStats
-from vta.sim.rtl import DEFAULT_MAX_CYCLES, RtlSim
+from vta.sim.rtl import DEFAULT_MAX_CYCLES, RtlResult, RtlSim
 
 from .allocator import DramAllocator
 from .device import Buffer, Device, default_alignment
@@ -67,6 +67,7 @@ class RtlDevice(Device):
                           cache_dir=cache_dir)
         self.allocator = DramAllocator(dram_bytes, default_alignment(config))
         self._last: RunStats | None = None
+        self.last_result: RtlResult | None = None  # the raw result of the last run (simulated cycles, wall time)
 
     def _write(self, addr: int, raw: np.ndarray) -> None:
         self.sim.dram[addr : addr + raw.size] = raw
@@ -75,7 +76,7 @@ class RtlDevice(Device):
         return self.sim.dram[addr : addr + nbytes].copy()
 
     def run(self, insns: Buffer, count: int) -> RunStats:
-        result = self.sim.run(insns.addr, count, self.max_cycles)
+        result = self.last_result = self.sim.run(insns.addr, count, self.max_cycles)
         self._last = counters_to_stats(result.counters, self.config)
         return self._last
 

@@ -10,11 +10,12 @@ from typing import Callable
 
 import numpy as np
 
-from vta.isa import Config, Program, disassemble
+from vta.isa import Config, Program, Segment, disassemble
 
 from .errors import SimError
 from .fsim import Fsim
 from .randprog import random_program
+from .rtl import RtlSim
 
 
 @dataclass
@@ -36,25 +37,60 @@ class FuzzReport:
         return not self.mismatches
 
 
-def _first_difference(program: Program, a: np.ndarray, b: np.ndarray) -> str:
+def _first_difference(segments: list[Segment], config: Config, a: np.ndarray, b: np.ndarray) -> str:
     diff = np.flatnonzero(a != b)
     if not diff.size:
         return ""
     at = int(diff[0])
     where = f"byte {at:#x}"
-    for s in program.segments:
-        if s.addr <= at < s.addr + s.nbytes(program.config):
+    for s in segments:
+        if s.addr <= at < s.addr + s.nbytes(config):
             where += f" (segment '{s.name}' + {at - s.addr})"
     return f"DRAM differs at {diff.size} bytes; first at {where}: fsim {a[at]}, rtl {b[at]}"
 
 
-def _run(sim: object, program: Program, image: np.ndarray) -> tuple[np.ndarray | None, str]:
+def _run(sim: object, image: np.ndarray, insn_addr: int, insn_count: int,
+         **opts: int) -> tuple[np.ndarray | None, SimError | None, object]:
+    """DRAM after the run (or None), the error (or None), what ``run`` returned."""
     sim.dram[: image.size] = image  # type: ignore[attr-defined]
     try:
-        sim.run(program.insn_addr, len(program.insns))  # type: ignore[attr-defined]
+        result = sim.run(insn_addr, insn_count, **opts)  # type: ignore[attr-defined]
     except SimError as e:
-        return None, f"{type(e).__name__} ({e.code.name}): {e}"
-    return np.array(sim.dram[: image.size]), ""  # type: ignore[attr-defined]
+        return None, e, None
+    return np.array(sim.dram[: image.size]), None, result  # type: ignore[attr-defined]
+
+
+def _describe(e: SimError | None) -> str:
+    return f"{type(e).__name__} ({e.code.name}): {e}" if e is not None else "ok"
+
+
+def compare_runs(config: Config, image: np.ndarray, insn_addr: int, insn_count: int, rtl: object,
+                 segments: list[Segment] = ()) -> str:  # type: ignore[assignment]
+    """Run the stream at ``insn_addr`` of the DRAM ``image`` on a fresh fsim and on ``rtl``
+    (an `RtlSim`, or any object with ``dram`` and ``run``); return why they disagree, or
+    "" when they agree.
+
+    They agree when both finish with identical DRAM, or both stop with the same error
+    code about the same instruction (the messages differ: the RTL knows less than fsim).
+    ``segments`` only name the place of a difference.
+    """
+    fsim = Fsim(config, len(rtl.dram))  # type: ignore[attr-defined]
+    a, err_a, stats = _run(fsim, image, insn_addr, insn_count)
+    # A hang shows as a cycle limit far above what the timing model expects, not as a stalled test.
+    estimate = stats.cycles if stats is not None else 0  # type: ignore[attr-defined]
+    limit = {"max_cycles": max(100_000, 50 * estimate)} if isinstance(rtl, RtlSim) else {}
+    b, err_b, _ = _run(rtl, image, insn_addr, insn_count, **limit)
+    if err_a is not None or err_b is not None:
+        same = err_a is not None and err_b is not None and err_a.code == err_b.code and \
+            err_a.insn_index == err_b.insn_index
+        return "" if same else f"fsim: {_describe(err_a)}; rtl: {_describe(err_b)}"
+    return _first_difference(list(segments), config, a, b)  # type: ignore[arg-type]
+
+
+def differential(program: Program, rtl: object) -> str:
+    """`compare_runs` for a program: "" when fsim and ``rtl`` agree on it, else why not."""
+    return compare_runs(program.config, program.dram_image(), program.insn_addr, len(program.insns), rtl,
+                        program.segments)
 
 
 def fuzz(config: Config, n: int, seed: int = 0, phases: int = 3, outdir: str | Path = ".",
@@ -66,26 +102,17 @@ def fuzz(config: Config, n: int, seed: int = 0, phases: int = 3, outdir: str | P
     counterexample reproduces on its own. They go to ``outdir/fuzz_<config>_<seed>.s``.
     """
     if make_rtl is None:
-        from .rtl import RtlSim
-
         make_rtl = lambda c, size: RtlSim(c, size)  # noqa: E731
     dram = 1 << 16
     report = FuzzReport(config.name)
     for i in range(n):
         s = seed + i
         program = random_program(config, s, phases)
-        image = program.dram_image()
-        fsim, rtl = Fsim(config, dram), make_rtl(config, dram)
+        rtl = make_rtl(config, dram)
         before = getattr(rtl, "cycles", 0)
-        a, err_a = _run(fsim, program, image)
-        b, err_b = _run(rtl, program, image)
+        reason = differential(program, rtl)
         report.programs += 1
         report.rtl_cycles += getattr(rtl, "cycles", 0) - before
-        reason = ""
-        if err_a or err_b:
-            reason = f"fsim: {err_a or 'ok'}; rtl: {err_b or 'ok'}"
-        elif a is not None and b is not None:
-            reason = _first_difference(program, a, b)
         if reason:
             path = Path(outdir) / f"fuzz_{config.name}_{s}.s"
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ buffer's end, repeated destinations, every ALU operation, shifts both ways.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,7 @@ class _Builder:
     insns: list[Insn]
     uop_rows: list[tuple[int, int, int]]
     uop_buf: dict[int, tuple[int, int, int]]  # what the generator has loaded into the uop buffer
+    written: list[int] = field(default_factory=list)  # acc entries the last compute instructions wrote
 
     def r(self, lo: int, hi: int) -> int:
         """Uniform integer in [lo, hi]."""
@@ -148,11 +149,17 @@ def _loop(b: _Builder, gemm: bool) -> Insn | None:
         f[k] = (fo, fi)
     assert io < (1 << ITER_BITS)
     if gemm:
+        b.written = [u[0] + i * f["dst"][0] + j * f["dst"][1] for u in uops for i in range(max(io, 1))
+                     for j in range(ii)]
         return Insn.gemm(start, end + 1, io, ii, f["dst"], f["src"], f["wgt"], reset=b.chance(0.2))
     op = AluOp(b.r(0, len(AluOp) - 1))
     imm = None
     if b.chance(0.6):
-        imm = {AluOp.SHR: b.r(-12, 40), AluOp.MUL: b.r(-300, 300)}.get(op, b.r(-(1 << 15), (1 << 15) - 1))
+        w = c.acc_width
+        shift = int(b.rng.choice([b.r(-w - 8, w + 8), w - 1, w, -w, -(w - 1), w - 2, 0, -1]))
+        imm = {AluOp.SHR: shift, AluOp.MUL: b.r(-300, 300)}.get(op, b.r(-(1 << 15), (1 << 15) - 1))
+    b.written = [u[0] + i * f["dst"][0] + j * f["dst"][1] for u in uops for i in range(max(io, 1))
+                 for j in range(ii)]
     return Insn.alu(op, start, end + 1, io, ii, f["dst"], f["src"], imm)
 
 
@@ -161,6 +168,9 @@ def _store(b: _Builder, segs: dict[str, Segment]) -> Insn:
     mem = MemType.ACC if b.chance(0.3) else MemType.OUT
     seg = segs["accout" if mem == MemType.ACC else "out"]
     d = _mem_rows(b, mem, len(seg.values), c.acc_depth, padded=False)
+    n = d["y"] * d["x"]
+    if b.written and b.chance(0.6):  # read back what compute just wrote
+        d["sram"] = max(0, min(int(b.rng.choice(b.written)) - b.r(0, n - 1), c.acc_depth - n))
     return Insn.store(d["sram"], seg.addr // c.elem_bytes(mem) + d["dram_off"], d["y"], d["x"], d["stride"], mem)
 
 

@@ -21,10 +21,42 @@ def cfg(request: pytest.FixtureRequest) -> Config:
     return PRESETS[request.param]
 
 
+class RtlCheck:
+    """When ``enabled`` (tests/rtl/test_core_programs.py sets it), every program the fsim
+    suites run is also run on the RTL under Verilator, and the two must agree: same DRAM
+    bytes, or the same error about the same instruction."""
+
+    enabled = False
+    _sims: dict[tuple[str, int], object] = {}
+
+    @classmethod
+    def check(cls, config: Config, image: np.ndarray, insn_addr: int, insn_count: int,
+              segments: list[Segment] = ()) -> None:  # type: ignore[assignment]
+        if not cls.enabled:
+            return
+        from vta.sim.fuzz import compare_runs
+        from vta.sim.rtl import RtlSim
+
+        size = -(-image.size // 4096) * 4096
+        reason = compare_runs(config, image, insn_addr, insn_count, RtlSim(config, size), segments)
+        assert not reason, f"fsim and rtl disagree on {config.name}: {reason}"
+
+    @classmethod
+    def check_program(cls, prog: Program, dram_bytes: int) -> None:
+        if cls.enabled:
+            image = np.zeros(dram_bytes, np.uint8)
+            base = prog.dram_image()
+            image[: base.size] = base
+            cls.check(prog.config, image, prog.insn_addr, len(prog.insns), prog.segments)
+
+
 def run(config: Config, insns: list[Insn], segments: list[Segment], **device_opts: object) -> dict[str, np.ndarray]:
-    """Run a program on a fresh fsim device and return its outputs."""
+    """Run a program on a fresh fsim device and return its outputs (and check the RTL agrees, when enabled)."""
     prog = Program(config, insns, segments)
-    return run_program(prog, FsimDevice(config, dram_bytes=max(1 << 20, prog.dram_bytes), **device_opts)).outputs
+    dram = max(1 << 20, prog.dram_bytes)
+    outputs = run_program(prog, FsimDevice(config, dram_bytes=dram, **device_opts)).outputs
+    RtlCheck.check_program(prog, dram)
+    return outputs
 
 
 def seg_layout(config: Config, specs: list[tuple[str, str, np.ndarray, bool]]) -> list[Segment]:

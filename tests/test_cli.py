@@ -23,7 +23,8 @@ def vta(*args: str) -> tuple[int, str]:
     return r.exit_code, r.output
 
 
-@pytest.mark.parametrize("cmd", [[], ["config", "show"], ["config", "list"], ["asm"], ["disasm"], ["run"]])
+@pytest.mark.parametrize("cmd", [[], ["config", "show"], ["config", "list"], ["asm"], ["disasm"], ["run"],
+                                 ["fuzz"], ["hw", "verilog"]])
 def test_help_has_example(cmd: list[str]) -> None:
     code, text = vta(*cmd, "--help")
     assert code == 0 and "Example" in text

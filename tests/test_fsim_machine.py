@@ -7,13 +7,13 @@ import time
 
 import numpy as np
 import pytest
-from conftest import seg_layout
+from conftest import RtlCheck, seg_layout
 from reference import run_reference
 
 from vta.demo import GemmProblem, run_gemm
 from vta.isa import PRESETS, AluOp, Config, Insn, MemType, Opcode, Program, encode_insns
 from vta.runtime import FsimDevice, run_program
-from vta.sim import BoundsError, DeadlockError, InvalidInsnError, RaceError
+from vta.sim import BoundsError, DeadlockError, InvalidInsnError, RaceError, SimError
 from vta.sim.randprog import random_program
 
 
@@ -23,7 +23,16 @@ def run_raw(cfg: Config, insns: list[Insn], dram_bytes: int = 1 << 16, **opts) -
     raw = encode_insns(insns, cfg).reshape(-1)
     buf = dev.alloc(raw.size)
     buf.write(raw)
-    dev.run(buf, len(insns))
+    image = np.array(dev.sim.dram)
+    try:
+        dev.run(buf, len(insns))
+    except RaceError:
+        raise  # the hardware has no race check, and a racy program has no single right answer
+    except SimError:  # the error cases are compared too: the RTL must report the same code and instruction
+        RtlCheck.check(cfg, image, buf.addr, len(insns))
+        raise
+    if opts.get("check_races", True):
+        RtlCheck.check(cfg, image, buf.addr, len(insns))
     return dev
 
 

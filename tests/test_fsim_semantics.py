@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import run, seg_layout
+from conftest import RtlCheck, run, seg_layout
 
 from vta.isa import AluOp, Config, Insn, MemType, Program
 from vta.isa.values import wrap
@@ -30,7 +30,9 @@ def one_uop() -> tuple[str, str, np.ndarray, bool]:
 def run_on_device(config: Config, insns: list[Insn], segments, **opts) -> tuple[dict, FsimDevice]:
     prog = Program(config, insns, segments)
     dev = FsimDevice(config, dram_bytes=1 << 20, **opts)
-    return run_program(prog, dev).outputs, dev
+    outputs = run_program(prog, dev).outputs
+    RtlCheck.check_program(prog, 1 << 20)
+    return outputs, dev
 
 
 # ---- LOAD / STORE ---------------------------------------------------------

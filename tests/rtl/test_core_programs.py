@@ -1,0 +1,49 @@
+"""The whole core under Verilator runs the same instruction programs as the fsim suites,
+and must agree with fsim byte for byte (or report the same error about the same
+instruction): every program of tests/test_fsim_semantics.py and the error and deadlock
+programs of tests/test_fsim_machine.py, on the fsim configs plus a 256-bit bus.
+
+The tests are the fsim tests themselves, collected here a second time with
+`conftest.RtlCheck` enabled, so the two suites cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import CONFIG_NAMES, RtlCheck
+
+from vta.isa import PRESETS, Config
+from vta.sim.rtl.build import ToolchainError, find_toolchain
+
+from test_fsim_semantics import *  # noqa: F401,F403  (collected again, on the RTL)
+from test_fsim_machine import (  # noqa: F401  (the error and deadlock programs)
+    test_deadlock_after_finish_leaves_work,
+    test_deadlock_on_full_command_queue,
+    test_deadlock_on_full_token_queue,
+    test_deadlock_reports_each_module_quickly,
+    test_dram_bounds,
+    test_sram_bounds,
+)
+
+
+def _toolchain_problem() -> str | None:
+    try:
+        find_toolchain()
+    except ToolchainError as e:
+        return str(e)
+    return None
+
+
+_PROBLEM = _toolchain_problem()
+
+
+@pytest.fixture(params=[*CONFIG_NAMES, "bus256"])
+def cfg(request: pytest.FixtureRequest) -> Config:
+    return PRESETS[request.param]
+
+
+@pytest.fixture(autouse=True)
+def _on_rtl(monkeypatch: pytest.MonkeyPatch) -> None:
+    if _PROBLEM is not None:
+        pytest.skip(f"cannot build the RTL simulation: {_PROBLEM}")
+    monkeypatch.setattr(RtlCheck, "enabled", True)
