@@ -35,7 +35,7 @@ from .compute import exec_alu, exec_gemm
 from .memory import exec_load, exec_store
 from .races import RaceChecker
 from .state import Scratchpads
-from .timing import TimingParams, fetch_cycles, insn_cycles
+from .timing import ReadBus, TimingParams, data_start, fetch_cycles, insn_cycles, read_beats
 
 _MODULES = tuple(Module)
 _POPS = ("pop_prev", "pop_next")
@@ -131,13 +131,14 @@ class _Run:
         self.fetched = 0
         self.stats = RunStats(self.cfg.name, self.cfg.macs_per_cycle, insns=len(insns))
         # Timing state.
-        self.fetch_t = 0
+        self.fetch_t = sim.timing.dram_latency + sim.timing.fetch_start
         self.fetch_cost = fetch_cycles(self.cfg, sim.timing)
         self.dispatch_t = [0] * len(insns)
         self.free_t = {m: 0 for m in _MODULES}
         self.starts: dict[Module, list[int]] = {m: [] for m in _MODULES}
         self.dispatched = {m: 0 for m in _MODULES}
         self.races = RaceChecker(self.cfg) if sim.check_races else None
+        self.read_bus = ReadBus()
 
     def go(self) -> RunStats:
         n = self.count
@@ -150,7 +151,7 @@ class _Run:
                 break
             if not progress:
                 raise DeadlockError(self._deadlock_report(), self._oldest_waiting())
-        self.stats.cycles = max(self.free_t.values())
+        self.stats.cycles = max(self.free_t.values()) + self.sim.timing.finish_tail
         self.stats.insn_fetch_bytes = n * INSN_BYTES
         return self.stats
 
@@ -213,6 +214,10 @@ class _Run:
         self.stats.token_wait_cycles[m.name.lower()] += token_t - ready
         self._execute(k, insn, m)
         cost = insn_cycles(insn, self.cfg, self.sim.timing)
+        beats = read_beats(insn, self.cfg)
+        if beats:  # the transfer may wait for the read channel, shared with the other module's loads
+            first = token_t + data_start(insn, self.sim.timing)
+            cost = max(cost, self.read_bus.reserve(first, beats) - token_t)
         self.starts[m].append(token_t)
         self.free_t[m] = token_t + cost
         self.stats.busy_cycles[m.name.lower()] += cost

@@ -171,3 +171,16 @@ def test_cycle_limit_then_reset_and_rerun() -> None:
     sim.reset()
     s = _stats(sim, long, TINY)
     assert s.gemm_uops == 4 * 255 * 255
+
+
+def test_concurrent_loads_share_the_bus_as_fsim_estimates() -> None:
+    """A weight load and an accumulator load at once: the RTL's arbiter shares the read
+    channel, and fsim's timing model (ReadBus) estimates the total within 5%."""
+    cfg = PRESETS["default"]
+    insns = [Insn.load(MemType.WGT, 0, 0, 1, 16), Insn.load(MemType.ACC, 0, 0, 1, 64), Insn.finish()]
+    sim = RtlSim(cfg, 1 << 20)
+    exact = _stats(sim, insns, cfg, addr=1 << 19).cycles
+    fsim = Fsim(cfg, 1 << 20)
+    _place(fsim, insns, 1 << 19, cfg)
+    estimate = fsim.run(1 << 19, len(insns)).cycles
+    assert exact > 1024 and abs(estimate / exact - 1) < 0.05, (estimate, exact)
