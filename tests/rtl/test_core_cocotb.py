@@ -6,7 +6,7 @@ core as on fsim), and every DRAM byte must equal fsim's result.
 
 The program images and fsim's expected DRAM go to the cocotb process as .npz files
 (no pickle). Waveforms: ``WAVES=1 pytest tests/rtl/test_core_cocotb.py`` writes a VCD
-next to the cocotb log (its path is printed).
+next to the cocotb log (its path is printed), ``VTA_WAVE_FORMAT=fst`` an FST.
 """
 
 from __future__ import annotations

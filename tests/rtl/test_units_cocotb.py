@@ -3,7 +3,7 @@ under Amaranth's simulator): the GEMM core against numpy on random tiles issued 
 random gaps, every ALU operation on random and edge operands against the ISA's scalar
 reference, and a token queue under random pushes and pops.
 
-``WAVES=1`` writes a VCD per test next to its cocotb log.
+``WAVES=1`` writes a VCD per test next to its cocotb log; ``VTA_WAVE_FORMAT=fst`` an FST.
 """
 
 from __future__ import annotations
@@ -173,3 +173,25 @@ def test_lane_packing_round_trips() -> None:
     v = np.random.default_rng(0).integers(-(1 << 31), 1 << 31, (4, 8))
     assert np.array_equal(_unpack(_pack(v, 32), 32, (4, 8)), v)
     assert _pack(np.array([1, -1]), 8) == 0xFF01
+
+
+@pytest.mark.parametrize("mode", ["vcd", "fst"])
+def test_waveforms_on_request(mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WAVES=1 writes a VCD, VTA_WAVE_FORMAT=fst an FST (or says clearly what it needs)."""
+    from cocotb_util import fst_missing, run_cocotb, verilator_missing
+
+    from vta.hw.tokens import TokenQueue
+
+    if verilator_missing():
+        pytest.skip(verilator_missing())
+    if mode == "vcd":
+        monkeypatch.setenv("WAVES", "1")
+    else:
+        monkeypatch.setenv("VTA_WAVE_FORMAT", "fst")
+    args = (TokenQueue(5), "token_queue", "test_units_cocotb", tmp_path)
+    if mode == "fst" and fst_missing():
+        with pytest.raises(AssertionError, match="liblz4-dev"):
+            run_cocotb(*args, testcase="token_queue_cocotb", extra_env={"VTA_DEPTH": "5"})
+        return
+    path = run_cocotb(*args, testcase="token_queue_cocotb", extra_env={"VTA_DEPTH": "5"})
+    assert path is not None and path.suffix == (".fst" if mode == "fst" else ".vcd") and path.stat().st_size > 1000
