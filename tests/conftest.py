@@ -21,6 +21,17 @@ def cfg(request: pytest.FixtureRequest) -> Config:
     return PRESETS[request.param]
 
 
+def _rtl_problem() -> str | None:
+    from vta.sim.rtl.build import toolchain_problem
+
+    return toolchain_problem()
+
+
+RTL_PROBLEM = _rtl_problem()
+needs_rtl = pytest.mark.skipif(RTL_PROBLEM is not None, reason=f"cannot build the RTL simulation: {RTL_PROBLEM}")
+"""Skips a test that builds the core with Verilator where the toolchain is missing."""
+
+
 class RtlCheck:
     """When ``enabled`` (tests/rtl/test_core_programs.py sets it), every program the fsim
     suites run is also run on the RTL under Verilator, and the two must agree: same DRAM

@@ -127,6 +127,15 @@ def find_toolchain() -> Toolchain:
     return Toolchain(exe, root, cxx, _versions(str(exe), str(root), cxx))
 
 
+def toolchain_problem() -> str | None:
+    """Why the RTL simulation cannot be built here (what is missing and how to get it), or None."""
+    try:
+        find_toolchain()
+    except ToolchainError as e:
+        return str(e)
+    return None
+
+
 @functools.lru_cache(maxsize=8)
 def _versions(exe: str, root: str, cxx: str) -> str:
     """Verilator's and the compiler's version lines (part of the cache key)."""

@@ -9,24 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_rtl
 
 from vta.isa import PRESETS, MemType, assemble_file
 from vta.sim.fsim import Fsim, machine
 from vta.sim.fsim.memory import exec_store
 from vta.sim.fuzz import differential, fuzz
-from vta.sim.rtl.build import ToolchainError, find_toolchain
 
 
-def _toolchain_problem() -> str | None:
-    try:
-        find_toolchain()
-    except ToolchainError as e:
-        return str(e)
-    return None
-
-
-_PROBLEM = _toolchain_problem()
-needs_toolchain = pytest.mark.skipif(_PROBLEM is not None, reason=f"cannot build the RTL simulation: {_PROBLEM}")
+needs_toolchain = needs_rtl
 
 PROGRAMS = 300  # per config; about a second per hundred once the core is built
 

@@ -10,10 +10,9 @@ The tests are the fsim tests themselves, collected here a second time with
 from __future__ import annotations
 
 import pytest
-from conftest import CONFIG_NAMES, RtlCheck
+from conftest import CONFIG_NAMES, RTL_PROBLEM, RtlCheck
 
 from vta.isa import PRESETS, Config
-from vta.sim.rtl.build import ToolchainError, find_toolchain
 
 from test_fsim_semantics import *  # noqa: F401,F403  (collected again, on the RTL)
 from test_fsim_machine import (  # noqa: F401  (the error and deadlock programs)
@@ -26,15 +25,6 @@ from test_fsim_machine import (  # noqa: F401  (the error and deadlock programs)
 )
 
 
-def _toolchain_problem() -> str | None:
-    try:
-        find_toolchain()
-    except ToolchainError as e:
-        return str(e)
-    return None
-
-
-_PROBLEM = _toolchain_problem()
 
 
 @pytest.fixture(params=[*CONFIG_NAMES, "bus256"])
@@ -44,6 +34,6 @@ def cfg(request: pytest.FixtureRequest) -> Config:
 
 @pytest.fixture(autouse=True)
 def _on_rtl(monkeypatch: pytest.MonkeyPatch) -> None:
-    if _PROBLEM is not None:
-        pytest.skip(f"cannot build the RTL simulation: {_PROBLEM}")
+    if RTL_PROBLEM is not None:
+        pytest.skip(f"cannot build the RTL simulation: {RTL_PROBLEM}")
     monkeypatch.setattr(RtlCheck, "enabled", True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import needs_rtl
 
 from vta.demo import GemmProblem, run_gemm
 from vta.isa import PRESETS, AluOp, Config, Insn, MemType, encode_insns
@@ -15,19 +16,9 @@ from vta.sim import InvalidInsnError, SimError
 from vta.sim.fsim import Fsim
 from vta.sim.fuzz import compare_runs
 from vta.sim.rtl import RtlSim
-from vta.sim.rtl.build import ToolchainError, find_toolchain
 
 
-def _toolchain_problem() -> str | None:
-    try:
-        find_toolchain()
-    except ToolchainError as e:
-        return str(e)
-    return None
-
-
-_PROBLEM = _toolchain_problem()
-pytestmark = pytest.mark.skipif(_PROBLEM is not None, reason=f"cannot build the RTL simulation: {_PROBLEM}")
+pytestmark = needs_rtl
 
 TINY = PRESETS["tiny"]
 DRAM = 1 << 16

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_rtl
 from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.back import verilog as amaranth_verilog
 from amaranth.lib import wiring
@@ -184,16 +185,7 @@ def expected_cycles(n_words: int, bus_bytes: int, rl: int, wl: int) -> int:
     return t
 
 
-def _toolchain_problem() -> str | None:
-    try:
-        build_mod.find_toolchain()
-    except ToolchainError as e:
-        return str(e)
-    return None
-
-
-_PROBLEM = _toolchain_problem()
-needs_toolchain = pytest.mark.skipif(_PROBLEM is not None, reason=f"cannot build the RTL simulation: {_PROBLEM}")
+needs_toolchain = needs_rtl
 
 DEFAULT, BUS256 = PRESETS["default"], PRESETS["bus256"]  # used for their bus widths (64 and 256 bits)
 
