@@ -5,6 +5,7 @@ reproduces it."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,15 @@ def test_fuzz_fsim_against_rtl(name: str, tmp_path: Path) -> None:
     seed = 10_000 * ["default", "tiny", "batch4", "nonsquare", "bus256"].index(name)
     report = fuzz(cfg, PROGRAMS, seed=seed, outdir=tmp_path)
     assert report.programs == PROGRAMS and report.rtl_cycles > 0
+    assert report.ok, "\n".join(f"seed {m.seed}: {m.reason} ({m.path})" for m in report.mismatches[:5])
+
+
+@needs_toolchain
+@pytest.mark.parametrize("bus", [128, 512])
+def test_fuzz_other_bus_widths(bus: int, tmp_path: Path) -> None:
+    """The remaining selectable AXI data widths, on the default array."""
+    cfg = dataclasses.replace(PRESETS["default"], bus_width=bus)
+    report = fuzz(cfg, 100, seed=77, outdir=tmp_path)
     assert report.ok, "\n".join(f"seed {m.seed}: {m.reason} ({m.path})" for m in report.mismatches[:5])
 
 
