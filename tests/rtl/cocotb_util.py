@@ -170,9 +170,16 @@ def run_cocotb(
         overrides = make_overrides()
         if overrides:
             os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, *overrides]))
+        # The runner reruns Verilator and make on every call, and make then recompiles what
+        # Verilator rewrote: a stamp of a completed build (the folder is keyed by the Verilog,
+        # flags and tools) skips all of that.
+        stamp = build_dir / "built.stamp"
         try:
-            runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir, build_args=flags,
-                         waves=waves, log_file=test_dir / "build.log")
+            if not (stamp.exists() and (build_dir / toplevel).exists()):
+                stamp.unlink(missing_ok=True)
+                runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir, build_args=flags,
+                             waves=waves, log_file=test_dir / "build.log")
+                stamp.write_text(build_dir.name + "\n")
         except (RuntimeError, SystemExit) as e:
             raise AssertionError(f"Verilator build failed ({e}):\n{_tail(test_dir / 'build.log')}") from None
         finally:
