@@ -196,7 +196,8 @@ def run_cocotb(
         if folder not in sys.path:
             sys.path.insert(0, folder)
     try:
-        runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir, test_dir=test_dir,
+        runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+                    build_dir=build_dir, test_dir=test_dir,
                     testcase=testcase, waves=waves, seed=seed, extra_env=dict(extra_env or {}),
                     results_xml=str(test_dir / "results.xml"), log_file=log)
     except (RuntimeError, SystemExit) as e:
