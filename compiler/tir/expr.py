@@ -262,7 +262,24 @@ def children(e: Expr) -> tuple[Expr, ...]:
         return (e.a,)
     if isinstance(e, Select):
         return (e.cond, e.t, e.f)
-    return ()
+    if isinstance(e, (Var, IntImm)):
+        return ()
+    return e.children()  # nodes defined elsewhere (buffer loads, casts) say themselves
+
+
+def rebuild(e: Expr, kids: tuple[Expr, ...]) -> Expr:
+    """``e`` with its direct subexpressions replaced by ``kids`` (same order as `children`)."""
+    if isinstance(e, (BinOp, And, Or)):
+        return type(e)(*kids)
+    if isinstance(e, Cmp):
+        return Cmp(e.op, *kids)
+    if isinstance(e, Not):
+        return Not(kids[0])
+    if isinstance(e, Select):
+        return Select(*kids)
+    if isinstance(e, (Var, IntImm)):
+        return e
+    return e.rebuild(kids)
 
 
 def free_vars(e: Expr) -> set[Var]:
@@ -300,23 +317,12 @@ def evaluate(e: Expr, env: dict[Var, int]) -> int:
         return int(not evaluate(e.a, env))
     if isinstance(e, Select):
         return evaluate(e.t, env) if evaluate(e.cond, env) else evaluate(e.f, env)
-    raise TypeError(f"not an expression: {e!r}")
+    raise TypeError(f"cannot evaluate {type(e).__name__} {e} as an index expression")
 
 
 def substitute(e: Expr, mapping: dict[Var, ExprLike]) -> Expr:
     """``e`` with each variable in ``mapping`` replaced (simultaneously)."""
     if isinstance(e, Var):
         return as_expr(mapping[e]) if e in mapping else e
-    if isinstance(e, IntImm):
-        return e
-    if isinstance(e, BinOp):
-        return type(e)(substitute(e.a, mapping), substitute(e.b, mapping))
-    if isinstance(e, Cmp):
-        return Cmp(e.op, substitute(e.a, mapping), substitute(e.b, mapping))
-    if isinstance(e, (And, Or)):
-        return type(e)(substitute(e.a, mapping), substitute(e.b, mapping))
-    if isinstance(e, Not):
-        return Not(substitute(e.a, mapping))
-    if isinstance(e, Select):
-        return Select(substitute(e.cond, mapping), substitute(e.t, mapping), substitute(e.f, mapping))
-    raise TypeError(f"not an expression: {e!r}")
+    kids = children(e)
+    return rebuild(e, tuple(substitute(k, mapping) for k in kids)) if kids else e

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .expr import (
     Add, And, BinOp, Cmp, Expr, ExprLike, FloorDiv, FloorMod, IntImm, Max, Min, Mul, Not, Or, Select, Sub, Var,
-    as_expr, evaluate,
+    as_expr, children, evaluate, rebuild,
 )
 
 Ranges = dict[Var, tuple[int, int]]  # variable -> (min, max), inclusive
@@ -204,7 +204,8 @@ def _simplify(e: Expr, ranges: Ranges) -> Expr:
         if isinstance(c, IntImm):
             return t if c.value else f
         return t if t == f else Select(c, t, f)
-    raise TypeError(f"not an expression: {e!r}")
+    # other nodes (buffer loads, casts): simplify inside
+    return rebuild(e, tuple(_simplify(k, ranges) for k in children(e)))
 
 
 def _decide(op: str, d: tuple[int, int]) -> bool | None:

@@ -1,0 +1,108 @@
+"""A reference interpreter of the loop IR over numpy arrays: slow (Python per element),
+exact, and independent of every code generator, so schedules can be checked to keep a
+function's results (run before and after, compare)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .expr import Expr, IntImm, Var, children, evaluate
+from .stmt import Block, BlockRealize, Buffer, BufferLoad, BufferStore, Cast, Evaluate, For, PrimFunc, SeqStmt, Stmt
+
+_NP = {"int4": np.int8, "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
+       "uint8": np.uint8, "float16": np.float16, "float32": np.float32, "float64": np.float64, "bool": np.bool_}
+
+
+def numpy_dtype(dtype: str) -> type:
+    """The numpy type that holds values of ``dtype`` (int4 lives in int8)."""
+    return _NP[dtype]
+
+
+def _cast(dtype: str, v: float | int) -> float | int:
+    if dtype.startswith("float"):
+        return float(np.array(v).astype(_NP[dtype]))
+    if dtype == "bool":
+        return int(bool(v))
+    bits = 4 if dtype == "int4" else np.iinfo(_NP[dtype]).bits
+    v = int(v) & ((1 << bits) - 1)
+    return v - (1 << bits) if not dtype.startswith("uint") and v >= 1 << (bits - 1) else v
+
+
+class _Interp:
+    def __init__(self, arrays: dict[Buffer, np.ndarray]) -> None:
+        self.arrays = arrays
+        self.env: dict[Var, int] = {}
+
+    def value(self, e: Expr) -> float | int:
+        if isinstance(e, BufferLoad):
+            return self.arrays[e.buffer][tuple(int(self.value(i)) for i in e.indices)].item()
+        if isinstance(e, Cast):
+            return _cast(e.dtype, self.value(e.value))
+        if any(isinstance(k, (BufferLoad, Cast)) for k in _walk(e)):
+            # arithmetic over loaded values: evaluate with the loads bound to fresh variables
+            loads: dict[Var, float | int] = {}
+            from .expr import rebuild
+
+            def bind(x: Expr) -> Expr:
+                if isinstance(x, (BufferLoad, Cast)):
+                    v = Var(f"_t{len(loads)}")
+                    loads[v] = self.value(x)
+                    return v
+                kids = children(x)
+                return rebuild(x, tuple(bind(k) for k in kids)) if kids else x
+
+            return evaluate(bind(e), {**self.env, **loads})  # type: ignore[dict-item]
+        return evaluate(e, self.env)
+
+    def run(self, s: Stmt) -> None:
+        if isinstance(s, SeqStmt):
+            for x in s.stmts:
+                self.run(x)
+        elif isinstance(s, For):
+            for t in range(int(self.value(s.extent))):
+                self.env[s.var] = t
+                self.run(s.body)
+            self.env.pop(s.var, None)
+        elif isinstance(s, BufferStore):
+            arr = self.arrays[s.buffer]
+            arr[tuple(int(self.value(i)) for i in s.indices)] = _cast(s.buffer.dtype, self.value(s.value))
+        elif isinstance(s, BlockRealize):
+            if self.value(s.predicate):
+                self.block(s.block, [int(self.value(v)) for v in s.iter_values])
+        elif isinstance(s, Block):
+            self.block(s, [])
+        elif isinstance(s, Evaluate):
+            self.value(s.value)
+        else:
+            raise TypeError(f"cannot interpret {type(s).__name__}")
+
+    def block(self, b: Block, values: list[int]) -> None:
+        for buf in b.alloc_buffers:
+            self.arrays[buf] = np.zeros([int(self.value(d)) for d in buf.shape], _NP[buf.dtype])
+        for iv, v in zip(b.iter_vars, values):
+            if not 0 <= v < int(self.value(iv.extent)):
+                raise IndexError(f"block {b.name}: iterator {iv.var.name} = {v} is outside "
+                                 f"range({self.value(iv.extent)})")
+            self.env[iv.var] = v
+        if b.init is not None and all(v == 0 for iv, v in zip(b.iter_vars, values) if iv.kind == "R"):
+            self.run(b.init)
+        self.run(b.body)
+
+
+def _walk(e: Expr):  # type: ignore[no-untyped-def]
+    yield e
+    for k in children(e):
+        yield from _walk(k)
+
+
+def run(func: PrimFunc, *arrays: np.ndarray) -> None:
+    """Execute ``func`` on numpy arrays (one per parameter, in order), writing them in place."""
+    if len(arrays) != len(func.params):
+        raise ValueError(f"{func.name} takes {len(func.params)} buffers, got {len(arrays)}")
+    bound: dict[Buffer, np.ndarray] = {}
+    for buf, arr in zip(func.params, arrays):
+        shape = tuple(int(evaluate(d, {})) if isinstance(d, IntImm) else -1 for d in buf.shape)
+        if arr.shape != shape:
+            raise ValueError(f"{func.name}: buffer {buf.name} has shape {shape}, the array {arr.shape}")
+        bound[buf] = arr
+    _Interp(bound).run(func.body)
