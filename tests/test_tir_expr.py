@@ -117,3 +117,10 @@ def test_div_mod_of_affine_forms(a: int, b: int, c: int, d: int, jmax: int, i: i
     env = {I: i, J: j}
     for e in ((I * a + J * b + c) // d, (I * a + J * b + c) % d):
         assert evaluate(simplify(e, ranges), env) == evaluate(e, env), (str(e), str(simplify(e, ranges)), ranges)
+
+
+def test_quotient_and_remainder_recombine() -> None:
+    x = I * 3 + J
+    assert str(simplify(x // 4 * 4 + x % 4)) == "i * 3 + j"
+    assert str(simplify((x // 4) * 8 + (x % 4) * 2 + 1)) == "i * 6 + j * 2 + 1"
+    assert str(simplify(x // 4 * 4 + x % 5)) == "(i * 3 + j) // 4 * 4 + (i * 3 + j) % 5"  # different divisors stay

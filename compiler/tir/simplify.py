@@ -144,8 +144,7 @@ def _simplify(e: Expr, ranges: Ranges) -> Expr:
         return e
     if isinstance(e, (Add, Sub, Mul)):
         a, b = _simplify(e.a, ranges), _simplify(e.b, ranges)
-        lin = linear_form(type(e)(a, b))
-        return lin.to_expr() if lin is not None else type(e)(a, b)
+        return _merge_div_mod(_atoms(type(e)(a, b))).to_expr()
     if isinstance(e, (FloorDiv, FloorMod)):
         a, b = _simplify(e.a, ranges), _simplify(e.b, ranges)
         if isinstance(b, IntImm) and b.value != 0:
@@ -206,6 +205,35 @@ def _simplify(e: Expr, ranges: Ranges) -> Expr:
         return t if t == f else Select(c, t, f)
     # other nodes (buffer loads, casts): simplify inside
     return rebuild(e, tuple(_simplify(k, ranges) for k in children(e)))
+
+
+def _atoms(e: Expr) -> Linear:
+    """``e`` as Σ kᵢ·tᵢ + c over atoms tᵢ: variables, and subexpressions that are not affine
+    (``x // 4``, ``i * j``) taken whole. (Linear here keys on any expression.)"""
+    if isinstance(e, IntImm):
+        return Linear({}, e.value)
+    if isinstance(e, (Add, Sub)):
+        a, b = _atoms(e.a), _atoms(e.b)
+        return a + (b if isinstance(e, Add) else b.scale(-1))
+    if isinstance(e, Mul):
+        a, b = _atoms(e.a), _atoms(e.b)
+        if not a.coeffs:
+            return b.scale(a.const)
+        if not b.coeffs:
+            return a.scale(b.const)
+    return Linear({e: 1}, 0)  # type: ignore[dict-item]
+
+
+def _merge_div_mod(lin: Linear) -> Linear:
+    """(x // c)·c·k + (x % c)·k = x·k: what fusing split loops (and splitting fused ones) leaves."""
+    for t, k in list(lin.coeffs.items()):
+        if isinstance(t, FloorMod) and isinstance(t.b, IntImm) and t in lin.coeffs:
+            c = t.b.value
+            q = FloorDiv(t.a, t.b)
+            if lin.coeffs.get(q) == k * c:  # type: ignore[call-overload]
+                rest = Linear({u: w for u, w in lin.coeffs.items() if u is not t and u != q}, lin.const)
+                return _merge_div_mod(rest + _atoms(t.a).scale(k))
+    return lin
 
 
 def _decide(op: str, d: tuple[int, int]) -> bool | None:

@@ -1,0 +1,113 @@
+"""Schedule primitives split, fuse and reorder: the printed result, results kept
+(checked with the reference interpreter on random schedules), replayable traces and
+illegal uses."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from vta.compiler.tir import run, structural_equal
+from vta.compiler.tir.ops import dense
+from vta.compiler.tir.schedule import Schedule, ScheduleError
+
+M, N, K = 6, 8, 16
+
+
+def _check_dense(func) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(1)
+    a = rng.integers(-128, 128, (M, K)).astype(np.int8)
+    w = rng.integers(-128, 128, (N, K)).astype(np.int8)
+    c = np.full((M, N), 7, np.int32)
+    run(func, a, w, c)
+    assert np.array_equal(c, a.astype(np.int32) @ w.astype(np.int32).T)
+
+
+def test_split_reorder_fuse_print_and_keep_results() -> None:
+    sch = Schedule(dense(M, N, K))
+    i, j, k = sch.get_loops(sch.get_block("dense"))
+    i0, i1 = sch.split(i, [None, 4])          # 6 = 2 x 4 with a predicate
+    k0, k1 = sch.split(k, [4, 4])
+    sch.reorder(i0, j, k0, i1, k1)
+    f = sch.fuse(i1, k1)
+    text = str(sch.func)
+    assert "    for i_0 in range(2):\n        for j in range(8):\n            for k_0 in range(4):\n" \
+           "                for i_1_k_1_fused in range(16):" in text
+    assert "vi = axis.spatial(6, i_0 * 4 + i_1_k_1_fused // 4)" in text
+    assert "vk = axis.reduce(16, k_0 * 4 + i_1_k_1_fused % 4)" in text
+    assert "where(i_0 * 4 + i_1_k_1_fused // 4 < 6)" in text
+    assert f.name == "i_1_k_1_fused"
+    _check_dense(sch.func)
+
+
+def test_split_without_remainder_needs_no_predicate() -> None:
+    sch = Schedule(dense(M, N, K))
+    _, j, _ = sch.get_loops(sch.get_block("dense"))
+    j0, j1 = sch.split(j, [2, 4])
+    assert "where(" not in str(sch.func) and "vj = axis.spatial(8, j_0 * 4 + j_1)" in str(sch.func)
+    i, j0b, j1b, k = sch.get_loops("dense")
+    assert (j0b, j1b) == (j0, j1)
+    sch.fuse(j0, j1)  # fusing what was split gives back a single loop over j
+    assert "vj = axis.spatial(8, j_0_j_1_fused)" in str(sch.func)
+    _check_dense(sch.func)
+
+
+def test_trace_replays() -> None:
+    sch = Schedule(dense(M, N, K))
+    i, j, k = sch.get_loops(sch.get_block("dense"))
+    a, b, c = sch.split(k, [2, None, 2])
+    sch.reorder(c, i, a)
+    again = Schedule(dense(M, N, K))
+    exec(sch.trace_str(), {"sch": again})  # noqa: S102
+    assert structural_equal(again.func, sch.func)
+    assert sch.trace_str().splitlines()[2] == "k_0, k_1, k_2 = sch.split(k, factors=[2, None, 2])"
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_random_schedules_keep_results(seed: int) -> None:
+    rng = random.Random(seed)
+    sch = Schedule(dense(M, N, K))
+    for _ in range(rng.randint(1, 6)):
+        loops = sch.get_loops("dense")
+        op = rng.choice(["split", "reorder", "fuse"])
+        try:
+            if op == "split":
+                v = rng.choice(loops)
+                extent = sch._loop(v).extent.value  # type: ignore[attr-defined]
+                sch.split(v, [None, rng.randint(1, max(1, extent))])
+            elif op == "reorder":
+                picked = rng.sample(loops, rng.randint(2, len(loops))) if len(loops) > 1 else loops
+                if len(picked) > 1:
+                    sch.reorder(*picked)
+            elif len(loops) > 1:
+                at = rng.randrange(len(loops) - 1)
+                sch.fuse(loops[at], loops[at + 1])
+        except ScheduleError:
+            pytest.fail(f"a legal primitive was refused: {op} after\n{sch.trace_str()}")
+    _check_dense(sch.func)
+
+
+def test_illegal_uses_are_refused_with_the_reason() -> None:
+    sch = Schedule(dense(M, N, K))
+    with pytest.raises(ScheduleError, match="dense has no block 'conv'; blocks: dense"):
+        sch.get_block("conv")
+    i, j, k = sch.get_loops(sch.get_block("dense"))
+    with pytest.raises(ScheduleError, match=r"split i: factors \[2, 2\] cover 4 iterations, the loop has 6"):
+        sch.split(i, [2, 2])
+    with pytest.raises(ScheduleError, match="at most one factor may be None"):
+        sch.split(i, [None, None])
+    with pytest.raises(ScheduleError, match="factors are positive integers"):
+        sch.split(i, [0, 6])
+    with pytest.raises(ScheduleError, match="fuse: loop k is not the whole body of loop i"):
+        sch.fuse(i, k)
+    with pytest.raises(ScheduleError, match="reorder: a loop is named twice"):
+        sch.reorder(i, i)
+    i0, i1 = sch.split(i, [2, 3])
+    with pytest.raises(ScheduleError, match="loop i is not in dense"):
+        sch.split(i, [2, 3])
+    before = sch.func
+    with pytest.raises(ScheduleError):
+        sch.fuse(i0, j)
+    assert sch.func is before  # a refused primitive changes nothing
