@@ -111,3 +111,40 @@ def test_illegal_uses_are_refused_with_the_reason() -> None:
     with pytest.raises(ScheduleError):
         sch.fuse(i0, j)
     assert sch.func is before  # a refused primitive changes nothing
+
+
+def test_loop_kinds_and_annotations() -> None:
+    sch = Schedule(dense(M, N, K))
+    i, j, k = sch.get_loops(sch.get_block("dense"))
+    sch.parallel(i)
+    sch.vectorize(j)
+    sch.unroll(k)
+    sch.annotate(k, "pragma_unroll_max", 16)
+    sch.annotate("dense", "accelerator", "gemm")
+    text = str(sch.func)
+    assert "for i in range(6):  # parallel" in text and "for j in range(8):  # vectorized" in text
+    assert "for k in range(16):  # unrolled  # pragma_unroll_max=16" in text
+    assert "annotate('accelerator', 'gemm')" in text
+    _check_dense(sch.func)
+    again = Schedule(dense(M, N, K))
+    exec(sch.trace_str(), {"sch": again})  # noqa: S102
+    assert structural_equal(again.func, sch.func)
+
+
+def test_loop_kind_errors() -> None:
+    sch = Schedule(dense(M, N, K))
+    i, j, k = sch.get_loops(sch.get_block("dense"))
+    with pytest.raises(ScheduleError, match="cannot parallelize loop k: it drives reduction iterator vk of block dense"):
+        sch.parallel(k)
+    with pytest.raises(ScheduleError, match="cannot vectorize loop k"):
+        sch.vectorize(k)
+    with pytest.raises(ScheduleError, match="cannot bind to threadIdx.x loop k"):
+        sch.bind(k, "threadIdx.x")
+    with pytest.raises(ScheduleError, match="thread axis 'warp' is not one of blockIdx.x"):
+        sch.bind(i, "warp")
+    sch.bind(i, "blockIdx.x")
+    with pytest.raises(ScheduleError, match="blockIdx.x is already bound to another loop"):
+        sch.bind(j, "blockIdx.x")
+    assert "for i in range(6):  # thread_binding blockIdx.x" in str(sch.func)
+    with pytest.raises(ScheduleError, match="must be an int, float, str or bool"):
+        sch.annotate(j, "x", [1])

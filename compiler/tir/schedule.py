@@ -5,21 +5,25 @@ prints as Python that replays them (`Schedule.trace_str`). Loops are referred to
 their loop variables (what `get_loops` returns); blocks by name. Every primitive checks
 that it is legal and raises `ScheduleError` naming the loop or block when it is not.
 
-Primitives so far: `split`, `fuse`, `reorder`. (compute_at, cache_read/write, blockize,
-tensorize and the rest build on these.)
+Primitives so far: `split`, `fuse`, `reorder`, `parallel`, `vectorize`, `unroll`, `bind`,
+`annotate`. (compute_at, cache_read/write, blockize, tensorize and the rest build on these.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
 from vta.isa.errors import VTAError
 
-from .expr import Expr, IntImm, Var, and_
+from .expr import Expr, IntImm, Var, and_, free_vars
 from .simplify import simplify
 from .stmt import Block, BlockRealize, For, PrimFunc, Stmt
 from .transform import replace_stmt, substitute_stmt, walk_stmt
+
+
+THREAD_AXES = ("blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z", "vthread")
 
 
 class ScheduleError(VTAError):
@@ -181,6 +185,66 @@ class Schedule:
             body = For(v, old.extent, body, old.kind, old.thread, old.annotations)
         self._replace_loop(chain[0].var, body)
         self.trace.append(f"sch.reorder({', '.join(v.name for v in loops)})")
+
+    def _set_kind(self, loop: Var, kind: str, thread: str | None = None) -> None:
+        f = self._loop(loop)
+        if kind in ("parallel", "vectorized", "thread_binding"):
+            for s in walk_stmt(f.body):
+                if isinstance(s, BlockRealize):
+                    for iv, v in zip(s.block.iter_vars, s.iter_values):
+                        if iv.kind == "R" and loop in free_vars(v):
+                            what = {"parallel": "parallelize", "vectorized": "vectorize",
+                                    "thread_binding": f"bind to {thread}"}[kind]
+                            raise ScheduleError(f"cannot {what} loop {loop.name}: it drives reduction iterator "
+                                                f"{iv.var.name} of block {s.block.name}, whose steps depend on "
+                                                "each other")
+        self._replace_loop(loop, dataclasses.replace(f, kind=kind, thread=thread))
+
+    def parallel(self, loop: Var) -> None:
+        """Run ``loop``'s iterations on parallel threads (spatial loops only)."""
+        self._set_kind(loop, "parallel")
+        self.trace.append(f"sch.parallel({loop.name})")
+
+    def vectorize(self, loop: Var) -> None:
+        """Run ``loop`` as vector lanes (spatial loops only; constant extent)."""
+        if not isinstance(self._loop(loop).extent, IntImm):
+            raise ScheduleError(f"cannot vectorize loop {loop.name}: its extent is not a constant")
+        self._set_kind(loop, "vectorized")
+        self.trace.append(f"sch.vectorize({loop.name})")
+
+    def unroll(self, loop: Var) -> None:
+        """Unroll ``loop`` completely when code is generated."""
+        self._set_kind(loop, "unrolled")
+        self.trace.append(f"sch.unroll({loop.name})")
+
+    def bind(self, loop: Var, thread: str) -> None:
+        """Map ``loop`` to a GPU thread axis (``blockIdx.x`` ... ``threadIdx.z``, ``vthread``)."""
+        if thread not in THREAD_AXES:
+            raise ScheduleError(f"bind {loop.name}: thread axis {thread!r} is not one of {', '.join(THREAD_AXES)}")
+        bound = {s.thread for s in walk_stmt(self.func.body) if isinstance(s, For) and s.thread}
+        if thread in bound and thread != "vthread":
+            raise ScheduleError(f"bind {loop.name}: {thread} is already bound to another loop")
+        self._set_kind(loop, "thread_binding", thread)
+        self.trace.append(f"sch.bind({loop.name}, {thread!r})")
+
+    def annotate(self, target: Var | str, key: str, value: object) -> None:
+        """Attach ``key = value`` to a loop (a Var) or a block (its name), for later passes."""
+        if not isinstance(value, (int, float, str, bool)):
+            raise ScheduleError(f"annotate: value {value!r} must be an int, float, str or bool")
+        if isinstance(target, Var):
+            f = self._loop(target)
+            self._replace_loop(target, dataclasses.replace(f, annotations=(*f.annotations, (key, value))))
+            self.trace.append(f"sch.annotate({target.name}, {key!r}, {value!r})")
+            return
+        self._loops_above(target)  # checks the block exists
+
+        def ann(s: Stmt) -> Stmt | None:
+            if isinstance(s, Block) and s.name == target:
+                return dataclasses.replace(s, annotations=(*s.annotations, (key, value)))
+            return None
+
+        self.func = PrimFunc(self.func.name, self.func.params, replace_stmt(self.func.body, ann), self.func.attrs)
+        self.trace.append(f"sch.annotate({target!r}, {key!r}, {value!r})")
 
     def _chain_order(self, fors: list[For]) -> list[For]:
         """The given loops, outermost first (by nesting in the function)."""
