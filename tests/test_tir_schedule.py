@@ -148,3 +148,65 @@ def test_loop_kind_errors() -> None:
     assert "for i in range(6):  # thread_binding blockIdx.x" in str(sch.func)
     with pytest.raises(ScheduleError, match="must be an int, float, str or bool"):
         sch.annotate(j, "x", [1])
+
+
+def _tiled(m: int, n: int, tile: int) -> Schedule:
+    """dense tiled for the accelerator: inputs copied to inp/wgt per tile, results via acc."""
+    sch = Schedule(dense(m, n, K))
+    i, j, _ = sch.get_loops(sch.get_block("dense"))
+    i0, i1 = sch.split(i, [None, tile])
+    j0, j1 = sch.split(j, [None, tile])
+    sch.reorder(i0, j0, i1, j1)
+    a, w = sch.cache_read("dense", 1, "inp"), sch.cache_read("dense", 2, "wgt")
+    c = sch.cache_write("dense", 0, "acc")
+    sch.compute_at(a, j0)
+    sch.compute_at(w, j0)
+    sch.reverse_compute_at(c, j0)
+    return sch
+
+
+def _check(func, m: int, n: int) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(2)
+    a = rng.integers(-128, 128, (m, K)).astype(np.int8)
+    w = rng.integers(-128, 128, (n, K)).astype(np.int8)
+    c = np.zeros((m, n), np.int32)
+    run(func, a, w, c)
+    assert np.array_equal(c, a.astype(np.int32) @ w.astype(np.int32).T)
+
+
+def test_cache_read_write_and_compute_at_tile_the_copies() -> None:
+    sch = _tiled(8, 8, 4)
+    text = str(sch.func)
+    assert "    A_inp = alloc_buffer((8, 16), 'int8', scope='inp')" in text
+    assert "v0 = axis.spatial(8, i_0 * 4 + ax0)" in text            # A's tile rows follow i_0
+    assert "v0 = axis.spatial(8, j_0 * 4 + ax0)" in text            # W's follow j_0
+    assert "C_acc[vi, vj] = C_acc[vi, vj] + int32(A_inp[vi, vk]) * int32(W_wgt[vj, vk])" in text
+    assert "C[v0, v1] = C_acc[v0, v1]" in text
+    assert text.index('block("A_inp")') < text.index('block("dense")') < text.index('block("C_acc")')
+    _check(sch.func, 8, 8)
+    again = Schedule(dense(8, 8, K))
+    exec(sch.trace_str(), {"sch": again})  # noqa: S102
+    assert structural_equal(again.func, sch.func)
+
+
+def test_partial_tiles_copy_only_what_exists() -> None:
+    sch = _tiled(6, 10, 4)  # 6 = 4 + 2 rows, 10 = 4 + 4 + 2 columns: the last tiles are cut
+    assert "where(i_0 * 4 + ax0 < 6)" in str(sch.func)
+    _check(sch.func, 6, 10)
+
+
+def test_cache_errors() -> None:
+    sch = Schedule(dense(M, N, K))
+    i, j, k = sch.get_loops(sch.get_block("dense"))
+    with pytest.raises(ScheduleError, match="cache_read: block dense reads 3 buffer\\(s\\), no index 3"):
+        sch.cache_read("dense", 3, "inp")
+    with pytest.raises(ScheduleError, match="scope 'sram' is not one of"):
+        sch.cache_read("dense", 1, "sram")
+    a = sch.cache_read("dense", 1, "inp")
+    with pytest.raises(ScheduleError, match="compute_at: block dense is not a root-level copy"):
+        sch.compute_at("dense", i)
+    c = sch.cache_write("dense", 0, "acc")
+    with pytest.raises(ScheduleError, match="compute_at: the copy block C_acc must come before the nest of loop i"):
+        sch.compute_at(c, i)
+    with pytest.raises(ScheduleError, match="reverse_compute_at: the copy block A_inp must come after"):
+        sch.reverse_compute_at(a, i)

@@ -93,7 +93,7 @@ def test_construction_errors_name_the_part() -> None:
     with pytest.raises(ValueError, match="block b: an init part needs a reduction iterator"):
         Block("b", (IterVar(vi, IntImm(4)),), (), (), BufferStore(b, IntImm(0), (vi, vi)),
               init=BufferStore(b, IntImm(0), (vi, vi)))
-    with pytest.raises(ValueError, match="parameter name\\(s\\) used twice: B"):
+    with pytest.raises(ValueError, match="buffer name\\(s\\) used twice: B"):
         PrimFunc("f", (b, Buffer("B", (2,))), blk)
     with pytest.raises(ValueError, match="f takes 1 buffers, got 0"):
         run(PrimFunc("f", (b,), blk))

@@ -1,7 +1,7 @@
 """The loop IR (tensor-level IR): index expressions with a simplifier and affine
 analysis; buffers, loops and blocks with a readable printed form, structural equality
 and a reference interpreter; operator definitions (`ops`); schedules (`schedule`: split,
-fuse, reorder so far)."""
+fuse, reorder, loop kinds, annotate, cache_read/write, compute_at so far)."""
 
 from .expr import (
     Add, And, Cmp, Expr, FloorDiv, FloorMod, IntImm, Max, Min, Mul, Not, Or, Select, Sub, Var, and_, as_expr, eq_,

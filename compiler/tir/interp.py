@@ -105,4 +105,6 @@ def run(func: PrimFunc, *arrays: np.ndarray) -> None:
         if arr.shape != shape:
             raise ValueError(f"{func.name}: buffer {buf.name} has shape {shape}, the array {arr.shape}")
         bound[buf] = arr
+    for buf in func.allocs:
+        bound[buf] = np.zeros([int(evaluate(d, {})) for d in buf.shape], _NP[buf.dtype])
     _Interp(bound).run(func.body)

@@ -141,5 +141,7 @@ def func_str(f: object) -> str:
         scope = "" if b.scope == "global" else f", scope={b.scope!r}"
         params.append(f"{b.name}: Buffer({_shape(b)}, {b.dtype!r}{scope})")
     out = [f"def {f.name}({', '.join(params)}):"]  # type: ignore[attr-defined]
+    for buf in f.allocs:  # type: ignore[attr-defined]
+        out.append(f"    {buf.name} = alloc_buffer({_shape(buf)}, {buf.dtype!r}, scope={buf.scope!r})")
     _lines(f.body, 1, out)  # type: ignore[attr-defined]
     return "\n".join(out)

@@ -6,7 +6,9 @@ their loop variables (what `get_loops` returns); blocks by name. Every primitive
 that it is legal and raises `ScheduleError` naming the loop or block when it is not.
 
 Primitives so far: `split`, `fuse`, `reorder`, `parallel`, `vectorize`, `unroll`, `bind`,
-`annotate`. (compute_at, cache_read/write, blockize, tensorize and the rest build on these.)
+`annotate`, `cache_read`, `cache_write`, `compute_at` and `reverse_compute_at` (for the
+copy blocks the cache primitives make). Next: compute_inline, decompose_reduction,
+blockize and tensorize.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from vta.isa.errors import VTAError
 
 from .expr import Expr, IntImm, Var, and_, free_vars
 from .simplify import simplify
-from .stmt import Block, BlockRealize, For, PrimFunc, Stmt
+from .region import touched_region
+from .stmt import (
+    SCOPES, Block, BlockRealize, Buffer, BufferLoad, BufferRegion, BufferStore, For, IterVar, PrimFunc, Range, SeqStmt,
+    Stmt, seq,
+)
 from .transform import replace_stmt, substitute_stmt, walk_stmt
 
 
@@ -93,7 +99,7 @@ class Schedule:
 
     def _replace_loop(self, var: Var, new: Stmt) -> None:
         body = replace_stmt(self.func.body, lambda s: new if isinstance(s, For) and s.var is var else None)
-        self.func = PrimFunc(self.func.name, self.func.params, _simplify_bindings(body, {}), self.func.attrs)
+        self.func = dataclasses.replace(self.func, body=_simplify_bindings(body, {}))
 
     # ---- primitives -----------------------------------------------------------------
     def split(self, loop: Var, factors: Sequence[int | None]) -> list[Var]:
@@ -243,8 +249,106 @@ class Schedule:
                 return dataclasses.replace(s, annotations=(*s.annotations, (key, value)))
             return None
 
-        self.func = PrimFunc(self.func.name, self.func.params, replace_stmt(self.func.body, ann), self.func.attrs)
+        self.func = dataclasses.replace(self.func, body=replace_stmt(self.func.body, ann))
         self.trace.append(f"sch.annotate({target!r}, {key!r}, {value!r})")
+
+    # ---- caches and placement ------------------------------------------------------
+    def _block_node(self, name: str) -> Block:
+        for s in walk_stmt(self.func.body):
+            if isinstance(s, Block) and s.name == name:
+                return s
+        raise ScheduleError(f"{self.func.name} has no block {name!r}")
+
+    def _root_index(self, name: str) -> int:
+        """Index of the root-level statement containing block ``name``."""
+        stmts = self.func.body.stmts if isinstance(self.func.body, SeqStmt) else (self.func.body,)
+        for i, st in enumerate(stmts):
+            if any(isinstance(x, Block) and x.name == name for x in walk_stmt(st)):
+                return i
+        raise ScheduleError(f"{self.func.name} has no block {name!r}")
+
+    def _new_buffer(self, buf: Buffer, scope: str) -> Buffer:
+        if scope not in SCOPES:
+            raise ScheduleError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
+        taken = {b.name for b in (*self.func.params, *self.func.allocs)}
+        name, n = f"{buf.name}_{scope}", 1
+        while name in taken:
+            name, n = f"{buf.name}_{scope}_{n}", n + 1
+        return Buffer(name, buf.shape, buf.dtype, scope)
+
+    def cache_read(self, block: str, read_index: int, scope: str) -> str:
+        """Read ``block``'s ``read_index``-th input through a copy in ``scope``. The copy is a
+        new block (returned) over the whole buffer, placed first; `compute_at` moves it under
+        a loop and narrows it to what is read there."""
+        blk = self._block_node(block)
+        if not 0 <= read_index < len(blk.reads):
+            raise ScheduleError(f"cache_read: block {block} reads {len(blk.reads)} buffer(s), no index {read_index}")
+        src = blk.reads[read_index].buffer
+        dst = self._new_buffer(src, scope)
+        copy = _copy_nest(dst.name, src, dst)
+        new_blk = _rename_buffer(blk, src, dst, reads=True, writes=False)
+        body = replace_stmt(self.func.body, lambda x: new_blk if x is blk else None)
+        self.func = dataclasses.replace(self.func, body=seq(copy, body), allocs=(*self.func.allocs, dst))
+        self.trace.append(f"{dst.name} = sch.cache_read({block!r}, {read_index}, {scope!r})")
+        return dst.name
+
+    def cache_write(self, block: str, write_index: int, scope: str) -> str:
+        """Make ``block`` write its ``write_index``-th output into ``scope``, copied out by a
+        new block (returned) placed after it; `reverse_compute_at` moves that copy."""
+        blk = self._block_node(block)
+        if not 0 <= write_index < len(blk.writes):
+            raise ScheduleError(f"cache_write: block {block} writes {len(blk.writes)} buffer(s), "
+                                f"no index {write_index}")
+        out = blk.writes[write_index].buffer
+        cache = self._new_buffer(out, scope)
+        copy = _copy_nest(cache.name, cache, out)
+        new_blk = _rename_buffer(blk, out, cache, reads=True, writes=True)
+        stmts = list(self.func.body.stmts if isinstance(self.func.body, SeqStmt) else (self.func.body,))
+        at = self._root_index(block)
+        stmts[at] = replace_stmt(stmts[at], lambda x: new_blk if x is blk else None)
+        stmts.insert(at + 1, copy)
+        self.func = dataclasses.replace(self.func, body=seq(*stmts), allocs=(*self.func.allocs, cache))
+        self.trace.append(f"{cache.name} = sch.cache_write({block!r}, {write_index}, {scope!r})")
+        return cache.name
+
+    def compute_at(self, block: str, loop: Var) -> None:
+        """Move the copy ``block`` (a root-level loop nest, as cache_read makes) to the start
+        of ``loop``'s body, copying only the region the blocks under ``loop`` read."""
+        self._move_copy(block, loop, write=False)
+        self.trace.append(f"sch.compute_at({block!r}, {loop.name})")
+
+    def reverse_compute_at(self, block: str, loop: Var) -> None:
+        """Move the copy ``block`` (as cache_write makes) to the end of ``loop``'s body,
+        copying only the region the blocks under ``loop`` write."""
+        self._move_copy(block, loop, write=True)
+        self.trace.append(f"sch.reverse_compute_at({block!r}, {loop.name})")
+
+    def _move_copy(self, block: str, loop: Var, write: bool) -> None:
+        what = "reverse_compute_at" if write else "compute_at"
+        stmts = list(self.func.body.stmts if isinstance(self.func.body, SeqStmt) else (self.func.body,))
+        at = self._root_index(block)
+        nest = stmts[at]
+        blk = self._block_node(block)
+        if not _is_copy_nest(nest, blk):
+            raise ScheduleError(f"{what}: block {block} is not a root-level copy (cache_read/cache_write) nest")
+        f = self._loop(loop)
+        if any(x is f for x in walk_stmt(nest)):
+            raise ScheduleError(f"{what}: loop {loop.name} is the block's own loop")
+        src, dst = blk.reads[0].buffer, blk.writes[0].buffer
+        cached = src if write else dst  # the buffer the computation under the loop touches
+        region = touched_region(f.body, cached, write)
+        touched = any(isinstance(x, BlockRealize) and x.block.name != block for x in walk_stmt(f.body))
+        if not touched:
+            raise ScheduleError(f"{what}: no block under loop {loop.name} uses {cached.name}")
+        order = [i for i, st in enumerate(stmts) if any(x is f for x in walk_stmt(st))][0]
+        if (order < at) != write or order == at:
+            rel = "after" if write else "before"
+            raise ScheduleError(f"{what}: the copy block {block} must come {rel} the nest of loop {loop.name}")
+        moved = _copy_nest(block, src, dst, region)
+        new_loop = dataclasses.replace(f, body=seq(f.body, moved) if write else seq(moved, f.body))
+        del stmts[at]
+        body = replace_stmt(seq(*stmts), lambda x: new_loop if x is f else None)
+        self.func = dataclasses.replace(self.func, body=_simplify_bindings(body, {}))
 
     def _chain_order(self, fors: list[For]) -> list[For]:
         """The given loops, outermost first (by nesting in the function)."""
@@ -272,6 +376,59 @@ def _children(s: Stmt) -> tuple[Stmt, ...]:
     if isinstance(s, Block):
         return (s.body,)
     return ()
+
+
+def _copy_nest(name: str, src: Buffer, dst: Buffer, region: tuple[Range, ...] | None = None) -> Stmt:
+    """Loops and a block ``dst[x] = src[x]`` over ``region`` (default: the whole buffer)."""
+    region = region or tuple(Range(IntImm(0), d) for d in src.shape)
+    loops = [Var(f"ax{d}") for d in range(src.ndim)]
+    ivs = [Var(f"v{d}") for d in range(src.ndim)]
+    values = [simplify(r.min + lv) for r, lv in zip(region, loops)]
+    pred: Expr = IntImm(1)
+    for v, r, d in zip(values, region, src.shape):  # a region reaching past the end is cut at it
+        if not (isinstance(d, IntImm) and isinstance(r.extent, IntImm) and
+                simplify(r.min, {}) == IntImm(0) and r.extent.value <= d.value):
+            pred = and_(pred, v < d) if not (isinstance(pred, IntImm)) else v < d
+    blk = Block(name, tuple(IterVar(iv, d) for iv, d in zip(ivs, src.shape)),
+                reads=(BufferRegion(src, tuple(Range(iv, IntImm(1)) for iv in ivs)),),
+                writes=(BufferRegion(dst, tuple(Range(iv, IntImm(1)) for iv in ivs)),),
+                body=BufferStore(dst, src[tuple(ivs)], tuple(ivs)))  # type: ignore[arg-type]
+    body: Stmt = BlockRealize(tuple(values), pred, blk)
+    for lv, r in reversed(list(zip(loops, region))):
+        body = For(lv, r.extent, body)
+    return body
+
+
+def _is_copy_nest(nest: Stmt, blk: Block) -> bool:
+    s = nest
+    while isinstance(s, For):
+        s = s.body
+    return isinstance(s, BlockRealize) and s.block is blk and len(blk.reads) == 1 and len(blk.writes) == 1 and \
+        isinstance(blk.body, BufferStore) and isinstance(blk.body.value, BufferLoad)
+
+
+def _rename_buffer(blk: Block, old: Buffer, new: Buffer, reads: bool, writes: bool) -> Block:
+    """``blk`` with ``old`` replaced by ``new`` in its body, init and (as asked) regions."""
+    from .expr import children, rebuild
+
+    def e(x: Expr) -> Expr:
+        if isinstance(x, BufferLoad) and x.buffer is old:
+            return BufferLoad(new, tuple(e(i) for i in x.indices))
+        kids = children(x)
+        return rebuild(x, tuple(e(k) for k in kids)) if kids else x
+
+    def st(s: Stmt) -> Stmt | None:
+        if isinstance(s, BufferStore):
+            buf = new if (writes and s.buffer is old) else s.buffer
+            return BufferStore(buf, e(s.value), tuple(e(i) for i in s.indices))
+        return None
+
+    def regions(rs: tuple[BufferRegion, ...]) -> tuple[BufferRegion, ...]:
+        return tuple(BufferRegion(new, r.region) if r.buffer is old else r for r in rs)
+
+    return dataclasses.replace(
+        blk, body=replace_stmt(blk.body, st), init=replace_stmt(blk.init, st) if blk.init is not None else None,
+        reads=regions(blk.reads) if reads else blk.reads, writes=regions(blk.writes) if writes else blk.writes)
 
 
 def _predicate(s: Stmt, cond: Expr) -> Stmt:

@@ -284,14 +284,15 @@ class PrimFunc:
     params: tuple[Buffer, ...]
     body: Stmt
     attrs: tuple[tuple[str, object], ...] = field(default=())
+    allocs: tuple[Buffer, ...] = ()  # intermediate buffers (scratchpads, caches) the body uses
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
             raise ValueError(f"function name {self.name!r} is not an identifier")
-        names = [b.name for b in self.params]
+        names = [b.name for b in (*self.params, *self.allocs)]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise ValueError(f"function {self.name}: parameter name(s) used twice: {', '.join(sorted(dup))}")
+            raise ValueError(f"function {self.name}: buffer name(s) used twice: {', '.join(sorted(dup))}")
 
     def __str__(self) -> str:
         from .printer import func_str

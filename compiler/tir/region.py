@@ -1,0 +1,94 @@
+"""Region inference: which part of a buffer the blocks under a loop touch, as ranges
+whose bounds are expressions of the loops outside it (what compute_at copies)."""
+
+from __future__ import annotations
+
+from .expr import Expr, IntImm, Var, substitute
+from .simplify import linear_form, simplify
+from .stmt import Block, BlockRealize, Buffer, BufferLoad, BufferStore, For, Range, SeqStmt, Stmt
+from .transform import walk_stmt
+
+
+def _accesses(block: Block, buffer: Buffer, write: bool) -> list[tuple[Expr, ...]]:
+    """Index tuples of every load (or store) of ``buffer`` in the block's body and init."""
+    out: list[tuple[Expr, ...]] = []
+    from .expr import children
+
+    def loads(e: Expr) -> None:
+        if isinstance(e, BufferLoad) and e.buffer is buffer:
+            out.append(e.indices)
+        for k in children(e):
+            loads(k)
+
+    for part in (block.init, block.body):
+        if part is None:
+            continue
+        for s in walk_stmt(part):
+            if isinstance(s, BufferStore):
+                if write and s.buffer is buffer:
+                    out.append(s.indices)
+                if not write:
+                    loads(s.value)
+                    for i in s.indices:
+                        loads(i)
+    return out
+
+
+def touched_region(scope: Stmt, buffer: Buffer, write: bool) -> tuple[Range, ...]:
+    """The hull of ``buffer`` elements that blocks inside ``scope`` read (or write), as
+    ranges over the variables free in ``scope`` (the loops outside it). A dimension whose
+    index is not affine in the loops inside is taken whole."""
+    lo: list[Expr | None] = [None] * buffer.ndim
+    ext: list[int | None] = [None] * buffer.ndim
+    full = [False] * buffer.ndim
+
+    def visit(s: Stmt, inner: dict[Var, int]) -> None:
+        if isinstance(s, For):
+            n = s.extent.value if isinstance(s.extent, IntImm) else None
+            visit(s.body, {**inner, s.var: n} if n is not None else {**inner, s.var: -1})
+            return
+        if isinstance(s, BlockRealize):
+            binding = dict(zip((iv.var for iv in s.block.iter_vars), s.iter_values))
+            for idx in _accesses(s.block, buffer, write):
+                for d, e in enumerate(idx):
+                    _extend(d, simplify(substitute(e, binding)), inner)
+            return
+        if isinstance(s, SeqStmt):
+            for child in s.stmts:
+                visit(child, inner)
+
+    def _extend(d: int, e: Expr, inner: dict[Var, int]) -> None:
+        lin = linear_form(e)
+        if lin is None or any(inner.get(v, 0) < 0 for v in lin.coeffs):
+            full[d] = True
+            return
+        base: Expr = IntImm(lin.const)
+        span = 0
+        for v, c in lin.coeffs.items():
+            if v in inner:  # varies inside the scope over range(inner[v])
+                span += abs(c) * (inner[v] - 1)
+                if c < 0:
+                    base = base + c * (inner[v] - 1)
+            else:
+                base = base + v * c
+        base = simplify(base)
+        if lo[d] is None:
+            lo[d], ext[d] = base, span + 1
+        elif not (simplify(lo[d] - base) == IntImm(0) and ext[d] == span + 1):  # type: ignore[operator]
+            diff = simplify(base - lo[d])  # type: ignore[operator]
+            if isinstance(diff, IntImm):  # same shape, shifted by a constant: take the hull
+                new_lo = lo[d] if diff.value >= 0 else base
+                hi = max(diff.value + span + 1, ext[d])  # type: ignore[type-var]
+                ext[d] = hi - min(0, diff.value)
+                lo[d] = simplify(new_lo)  # type: ignore[arg-type]
+            else:
+                full[d] = True
+
+    visit(scope, {})
+    out = []
+    for d in range(buffer.ndim):
+        if full[d] or lo[d] is None:
+            out.append(Range(IntImm(0), buffer.shape[d]))
+        else:
+            out.append(Range(lo[d], IntImm(ext[d])))  # type: ignore[arg-type]
+    return tuple(out)
