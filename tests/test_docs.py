@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from vta.isa import AluOp, MemType, Opcode
 from vta.isa.docgen import BEGIN, END, splice
 from vta.isa.spec import LAYOUT_DECLS, UOP_DECL
@@ -28,12 +30,16 @@ def test_readme_mentions_isa_doc() -> None:
     assert "docs/isa.md" in (DOC.parent.parent / "README.md").read_text()
 
 
-def test_readme_python_example_runs() -> None:
+def test_readme_python_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
     text = (DOC.parent.parent / "README.md").read_text()
-    code = text.split("```python\n", 1)[1].split("```", 1)[0]
-    scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)
-    assert scope["stats"].gemm_uops == 16
+    examples = [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
+    assert len(examples) >= 2
+    runtime, schedule = {}, {}  # type: ignore[var-annotated]
+    exec(compile(examples[0], "README.md (runtime)", "exec"), runtime)
+    assert runtime["stats"].gemm_uops == 16
+    exec(compile(examples[1], "README.md (schedule)", "exec"), schedule)
+    printed = capsys.readouterr().out
+    assert 'with block("A_inp")' in printed and "sch.compute_at('A_inp', j_0)" in printed
 
 
 def test_ci_runs_the_readme_test_line() -> None:
