@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .expr import Expr, IntImm, Var, children, evaluate
+from .expr import (
+    Add, And, Cmp, Expr, FloorDiv, FloorMod, IntImm, Max, Min, Mul, Not, Or, Select, Sub, Var, children, evaluate,
+)
 from .stmt import Block, BlockRealize, Buffer, BufferLoad, BufferStore, Cast, Evaluate, For, PrimFunc, SeqStmt, Stmt
 
 _NP = {"int4": np.int8, "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
@@ -34,25 +36,38 @@ class _Interp:
         self.env: dict[Var, int] = {}
 
     def value(self, e: Expr) -> float | int:
+        """The value of ``e``; `select` evaluates only the branch it takes."""
+        if isinstance(e, IntImm):
+            return e.value
+        if isinstance(e, Var):
+            if e not in self.env:
+                raise KeyError(f"variable {e.name} has no value here")
+            return self.env[e]
         if isinstance(e, BufferLoad):
-            return self.arrays[e.buffer][tuple(int(self.value(i)) for i in e.indices)].item()
+            idx = tuple(int(self.value(i)) for i in e.indices)
+            arr = self.arrays[e.buffer]
+            if any(not 0 <= i < n for i, n in zip(idx, arr.shape)):
+                raise IndexError(f"load {e.buffer.name}{list(idx)} is outside its shape {tuple(arr.shape)}")
+            return arr[idx].item()
         if isinstance(e, Cast):
             return _cast(e.dtype, self.value(e.value))
-        if any(isinstance(k, (BufferLoad, Cast)) for k in _walk(e)):
-            # arithmetic over loaded values: evaluate with the loads bound to fresh variables
-            loads: dict[Var, float | int] = {}
-            from .expr import rebuild
-
-            def bind(x: Expr) -> Expr:
-                if isinstance(x, (BufferLoad, Cast)):
-                    v = Var(f"_t{len(loads)}")
-                    loads[v] = self.value(x)
-                    return v
-                kids = children(x)
-                return rebuild(x, tuple(bind(k) for k in kids)) if kids else x
-
-            return evaluate(bind(e), {**self.env, **loads})  # type: ignore[dict-item]
-        return evaluate(e, self.env)
+        if isinstance(e, Select):
+            return self.value(e.t) if self.value(e.cond) else self.value(e.f)
+        if isinstance(e, And):
+            return int(bool(self.value(e.a)) and bool(self.value(e.b)))
+        if isinstance(e, Or):
+            return int(bool(self.value(e.a)) or bool(self.value(e.b)))
+        if isinstance(e, Not):
+            return int(not self.value(e.a))
+        a, b = (self.value(k) for k in children(e))
+        if isinstance(e, Cmp):
+            return int({"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[e.op])
+        if isinstance(e, (FloorDiv, FloorMod)) and b == 0:
+            raise ZeroDivisionError(f"division by zero in {e}")
+        if isinstance(e, FloorDiv):
+            return a // b if isinstance(a, int) and isinstance(b, int) else a / b
+        return {Add: lambda: a + b, Sub: lambda: a - b, Mul: lambda: a * b, FloorMod: lambda: a % b,
+                Min: lambda: min(a, b), Max: lambda: max(a, b)}[type(e)]()
 
     def run(self, s: Stmt) -> None:
         if isinstance(s, SeqStmt):
@@ -87,12 +102,6 @@ class _Interp:
         if b.init is not None and all(v == 0 for iv, v in zip(b.iter_vars, values) if iv.kind == "R"):
             self.run(b.init)
         self.run(b.body)
-
-
-def _walk(e: Expr):  # type: ignore[no-untyped-def]
-    yield e
-    for k in children(e):
-        yield from _walk(k)
 
 
 def run(func: PrimFunc, *arrays: np.ndarray) -> None:
