@@ -109,3 +109,11 @@ def test_regions_and_sequences() -> None:
     assert str(b[2:, :].region[0].extent) == "6"
     s1, s2 = BufferStore(b, IntImm(1), (i, i)), BufferStore(b, IntImm(2), (i, i))
     assert seq(s1) is s1 and len(seq(seq(s1, s2), s1).stmts) == 3  # type: ignore[attr-defined]
+
+
+def test_interpreter_refuses_out_of_bounds_loads() -> None:
+    b, o = Buffer("B", (4,)), Buffer("O", (4,))
+    i = Var("i")
+    f = PrimFunc("f", (b, o), For(i, IntImm(4), BufferStore(o, b[i + 1], (i,))))  # type: ignore[index]
+    with pytest.raises(IndexError, match=r"load B\[4\] is outside its shape \(4,\)"):
+        run(f, np.zeros(4, np.int32), np.zeros(4, np.int32))
