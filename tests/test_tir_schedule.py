@@ -210,3 +210,35 @@ def test_cache_errors() -> None:
         sch.compute_at(c, i)
     with pytest.raises(ScheduleError, match="reverse_compute_at: the copy block A_inp must come after"):
         sch.reverse_compute_at(a, i)
+
+
+@pytest.mark.parametrize("where", ["i", "j", "k", "tile"])
+def test_decompose_reduction(where: str) -> None:
+    sch = Schedule(dense(M, N, K))
+    i, j, k = sch.get_loops(sch.get_block("dense"))
+    loop = {"i": i, "j": j, "k": k}.get(where)
+    if where == "tile":
+        i0, i1 = sch.split(i, [None, 4])
+        sch.reorder(i0, j, i1)
+        loop = i1
+    name = sch.decompose_reduction("dense", loop)
+    text = str(sch.func)
+    assert name == "dense_init" and 'with block("dense_init")' in text and "with init():" not in text
+    assert text.index('block("dense_init")') < text.index('block("dense")')
+    if where == "k":  # no loop to copy: the init runs once per (i, j), just before the k loop
+        assert "_init in range" not in text
+    _check_dense(sch.func)
+    again = Schedule(dense(M, N, K))
+    exec(sch.trace_str(), {"sch": again})  # noqa: S102
+    assert structural_equal(again.func, sch.func)
+
+
+def test_decompose_reduction_errors() -> None:
+    sch = Schedule(dense(M, N, K))
+    i, j, k = sch.get_loops(sch.get_block("dense"))
+    sch.reorder(k, i, j)
+    with pytest.raises(ScheduleError, match="loop k above i drives a reduction iterator of dense"):
+        sch.decompose_reduction("dense", i)
+    sch.decompose_reduction("dense", k)
+    with pytest.raises(ScheduleError, match="block dense has no init part"):
+        sch.decompose_reduction("dense", k)

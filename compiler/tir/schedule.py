@@ -7,7 +7,7 @@ that it is legal and raises `ScheduleError` naming the loop or block when it is 
 
 Primitives so far: `split`, `fuse`, `reorder`, `parallel`, `vectorize`, `unroll`, `bind`,
 `annotate`, `cache_read`, `cache_write`, `compute_at` and `reverse_compute_at` (for the
-copy blocks the cache primitives make). Next: compute_inline, decompose_reduction,
+copy blocks the cache primitives make), `decompose_reduction`. Next: compute_inline,
 blockize and tensorize.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from vta.isa.errors import VTAError
 
-from .expr import Expr, IntImm, Var, and_, free_vars
+from .expr import Expr, IntImm, Var, and_, free_vars, substitute
 from .simplify import simplify
 from .region import touched_region
 from .stmt import (
@@ -251,6 +251,57 @@ class Schedule:
 
         self.func = dataclasses.replace(self.func, body=replace_stmt(self.func.body, ann))
         self.trace.append(f"sch.annotate({target!r}, {key!r}, {value!r})")
+
+    def decompose_reduction(self, block: str, loop: Var) -> str:
+        """Move ``block``'s init into a new block (``<block>_init``, returned) placed just
+        before ``loop``, with copies of the loops under ``loop`` that drive only spatial
+        iterators. ``loop`` and everything under it keep only the update."""
+        blk = self._block_node(block)
+        if blk.init is None:
+            raise ScheduleError(f"decompose_reduction: block {block} has no init part")
+        above = self._loops_above(block)
+        if loop not in above:
+            raise ScheduleError(f"decompose_reduction: loop {loop.name} is not around block {block}")
+        realize = next(x for x in walk_stmt(self.func.body) if isinstance(x, BlockRealize) and x.block is blk)
+        reduce_vars: set[Var] = set()
+        spatial_vars: set[Var] = set()
+        for iv, v in zip(blk.iter_vars, realize.iter_values):
+            (reduce_vars if iv.kind == "R" else spatial_vars).update(free_vars(v))
+        at = above.index(loop)
+        for v in above[:at]:
+            if v in reduce_vars:
+                raise ScheduleError(f"decompose_reduction: loop {v.name} above {loop.name} drives a reduction "
+                                    f"iterator of {block}; the init would run on each of its iterations")
+        copies: dict[Var, Var] = {}
+        kept: list[For] = []
+        for v in above[at:]:
+            if v in reduce_vars and v in spatial_vars:
+                raise ScheduleError(f"decompose_reduction: loop {v.name} drives both spatial and reduction "
+                                    f"iterators of {block}")
+            if v in spatial_vars:
+                copies[v] = self._fresh(f"{v.name}_init")
+                kept.append(self._loop(v))
+        sp = [(iv, v) for iv, v in zip(blk.iter_vars, realize.iter_values) if iv.kind == "S"]
+        init_name = f"{block}_init"
+        fresh = {iv.var: Var(iv.var.name) for iv, _ in sp}  # the new block's own iterators
+        renamed = substitute_stmt(dataclasses.replace(blk, reads=(), init=None, body=blk.init), fresh)
+        init_blk = dataclasses.replace(renamed, name=init_name,  # type: ignore[type-var]
+                                       iter_vars=tuple(IterVar(fresh[iv.var], iv.extent, "S") for iv, _ in sp))
+        pred = realize.predicate
+        body: Stmt = BlockRealize(tuple(substitute(v, copies) for _, v in sp), substitute(pred, copies), init_blk)
+        for f in reversed(kept):
+            body = For(copies[f.var], f.extent, body)
+        new_blk = dataclasses.replace(blk, init=None)
+        target = self._loop(loop)
+
+        def rewrite(x: Stmt) -> Stmt | None:
+            if x is target:
+                return seq(body, replace_stmt(x, lambda y: new_blk if y is blk else None))
+            return None
+
+        self.func = dataclasses.replace(self.func, body=replace_stmt(self.func.body, rewrite))
+        self.trace.append(f"{init_name} = sch.decompose_reduction({block!r}, {loop.name})")
+        return init_name
 
     # ---- caches and placement ------------------------------------------------------
     def _block_node(self, name: str) -> Block:
