@@ -9,6 +9,7 @@ import numpy as np
 from .expr import (
     Add, And, Cmp, Expr, FloorDiv, FloorMod, IntImm, Max, Min, Mul, Not, Or, Select, Sub, Var, children, evaluate,
 )
+from .intrin import IntrinCall
 from .stmt import Block, BlockRealize, Buffer, BufferLoad, BufferStore, Cast, Evaluate, For, PrimFunc, SeqStmt, Stmt
 
 _NP = {"int4": np.int8, "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
@@ -88,8 +89,26 @@ class _Interp:
             self.block(s, [])
         elif isinstance(s, Evaluate):
             self.value(s.value)
+        elif isinstance(s, IntrinCall):
+            self.intrin(s)
         else:
             raise TypeError(f"cannot interpret {type(s).__name__}")
+
+    def intrin(self, call: IntrinCall) -> None:
+        """Run the intrinsic's own description on views of the regions it was given."""
+        views = []
+        for r, p in zip(call.regions, call.intrin.desc.params):
+            lead = r.buffer.ndim - p.ndim
+            idx = tuple(int(self.value(g.min)) if d < lead else
+                        slice(int(self.value(g.min)), int(self.value(g.min)) + int(self.value(g.extent)))
+                        for d, g in enumerate(r.region))
+            view = self.arrays[r.buffer][idx]
+            if view.shape != tuple(int(self.value(x)) for x in p.shape):
+                raise IndexError(f"{call.intrin.name}: region of {r.buffer.name} is {view.shape} at the buffer's "
+                                 f"edge, the intrinsic needs {tuple(str(x) for x in p.shape)}")
+            views.append(view)
+        sub = _Interp(dict(zip(call.intrin.desc.params, views)))
+        sub.run(call.intrin.desc.body)
 
     def block(self, b: Block, values: list[int]) -> None:
         for buf in b.alloc_buffers:

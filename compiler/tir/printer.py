@@ -99,6 +99,8 @@ def _lines(s: object, ind: int, out: list[str]) -> None:
         _block(s, ind, out)
     elif isinstance(s, Block):  # a root block without a realize
         _block(None, ind, out, s)
+    elif type(s).__name__ == "IntrinCall":
+        out.append(f"{pad}{s.intrin.name}({', '.join(_region(r) for r in s.regions)})")  # type: ignore[attr-defined]
     else:
         raise TypeError(f"not a statement: {s!r}")
 

@@ -7,8 +7,8 @@ that it is legal and raises `ScheduleError` naming the loop or block when it is 
 
 Primitives so far: `split`, `fuse`, `reorder`, `parallel`, `vectorize`, `unroll`, `bind`,
 `annotate`, `cache_read`, `cache_write`, `compute_at` and `reverse_compute_at` (for the
-copy blocks the cache primitives make), `decompose_reduction`. Next: compute_inline,
-blockize and tensorize.
+copy blocks the cache primitives make), `decompose_reduction`, `tensorize` (loop-level,
+against a `TensorIntrin`). Next: compute_inline and blockize.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from vta.isa.errors import VTAError
 
 from .expr import Expr, IntImm, Var, and_, free_vars, substitute
 from .simplify import simplify
+from .intrin import IntrinCall, TensorIntrin
 from .region import touched_region
 from .stmt import (
     SCOPES, Block, BlockRealize, Buffer, BufferLoad, BufferRegion, BufferStore, For, IterVar, PrimFunc, Range, SeqStmt,
@@ -302,6 +303,20 @@ class Schedule:
         self.func = dataclasses.replace(self.func, body=replace_stmt(self.func.body, rewrite))
         self.trace.append(f"{init_name} = sch.decompose_reduction({block!r}, {loop.name})")
         return init_name
+
+    def tensorize(self, loop: Var, intrin: TensorIntrin) -> None:
+        """Replace the nest under (and including) ``loop`` with a call of ``intrin``, after
+        matching it structurally against the intrinsic's semantics."""
+        from .tensorize import TensorizeMismatch, match
+
+        f = self._loop(loop)
+        try:
+            regions = match(f, intrin)
+        except TensorizeMismatch as e:
+            raise ScheduleError(f"tensorize {loop.name} with {intrin.name}: {e}") from None
+        call = IntrinCall(intrin, regions)
+        self.func = dataclasses.replace(self.func, body=replace_stmt(self.func.body, lambda x: call if x is f else None))
+        self.trace.append(f"sch.tensorize({loop.name}, {intrin.name})")
 
     # ---- caches and placement ------------------------------------------------------
     def _block_node(self, name: str) -> Block:

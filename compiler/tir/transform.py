@@ -37,6 +37,10 @@ def substitute_stmt(s: Stmt, mapping: dict[Var, ExprLike]) -> Stmt:
             s, reads=tuple(region(r) for r in s.reads), writes=tuple(region(r) for r in s.writes),
             body=substitute_stmt(s.body, mapping),
             init=substitute_stmt(s.init, mapping) if s.init is not None else None)
+    from .intrin import IntrinCall
+
+    if isinstance(s, IntrinCall):
+        return IntrinCall(s.intrin, tuple(region(r) for r in s.regions))
     raise TypeError(f"cannot rewrite {type(s).__name__}")
 
 
