@@ -9,7 +9,9 @@ import random
 import numpy as np
 import pytest
 
-from vta.compiler.tir import run, structural_equal
+from vta.compiler.tir import (
+    Block, BlockRealize, Buffer, BufferStore, For, IntImm, IterVar, PrimFunc, Var, run, seq, structural_equal,
+)
 from vta.compiler.tir.ops import dense
 from vta.compiler.tir.schedule import Schedule, ScheduleError
 
@@ -242,3 +244,32 @@ def test_decompose_reduction_errors() -> None:
     sch.decompose_reduction("dense", k)
     with pytest.raises(ScheduleError, match="block dense has no init part"):
         sch.decompose_reduction("dense", k)
+
+
+def _two_step() -> PrimFunc:
+    """T = 2·A (block "scale", into an intermediate), C = T + 1 (block "add")."""
+    a, c = Buffer("A", (4, 3)), Buffer("C", (4, 3))
+    t = Buffer("T", (4, 3))
+    blocks = []
+    for name, src, dst, value in (("scale", a, t, lambda x: x * 2), ("add", t, c, lambda x: x + 1)):
+        i, j, vi, vj = Var("i"), Var("j"), Var("vi"), Var("vj")
+        blk = Block(name, (IterVar(vi, IntImm(4)), IterVar(vj, IntImm(3))), reads=(src[vi, vj],),
+                    writes=(dst[vi, vj],), body=BufferStore(dst, value(src[vi, vj]), (vi, vj)))
+        blocks.append(For(i, IntImm(4), For(j, IntImm(3), BlockRealize((i, j), IntImm(1), blk))))
+    return PrimFunc("two_step", (a, c), seq(*blocks), allocs=(t,))
+
+
+def test_compute_inline() -> None:
+    sch = Schedule(_two_step())
+    sch.compute_inline("scale")
+    text = str(sch.func)
+    assert 'block("scale")' not in text and "T = alloc_buffer" not in text
+    assert "C[vi, vj] = A[vi, vj] * 2 + 1" in text and "reads(A[vi, vj])" in text
+    a = np.arange(12, dtype=np.int32).reshape(4, 3)
+    c = np.zeros((4, 3), np.int32)
+    run(sch.func, a, c)
+    assert np.array_equal(c, a * 2 + 1)
+    with pytest.raises(ScheduleError, match="compute_inline: block dense is a reduction"):
+        Schedule(dense(M, N, K)).compute_inline("dense")
+    with pytest.raises(ScheduleError, match="C is a parameter of two_step"):
+        Schedule(_two_step()).compute_inline("add")

@@ -8,7 +8,7 @@ that it is legal and raises `ScheduleError` naming the loop or block when it is 
 Primitives so far: `split`, `fuse`, `reorder`, `parallel`, `vectorize`, `unroll`, `bind`,
 `annotate`, `cache_read`, `cache_write`, `compute_at` and `reverse_compute_at` (for the
 copy blocks the cache primitives make), `decompose_reduction`, `tensorize` (loop-level,
-against a `TensorIntrin`). Next: compute_inline and blockize.
+against a `TensorIntrin`), `compute_inline`. Next: reverse_compute_inline and blockize.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from vta.isa.errors import VTAError
 
-from .expr import Expr, IntImm, Var, and_, free_vars, substitute
+from .expr import Expr, IntImm, Var, and_, children, free_vars, rebuild, substitute
 from .simplify import simplify
 from .intrin import IntrinCall, TensorIntrin
 from .region import touched_region
@@ -317,6 +317,60 @@ class Schedule:
         call = IntrinCall(intrin, regions)
         self.func = dataclasses.replace(self.func, body=replace_stmt(self.func.body, lambda x: call if x is f else None))
         self.trace.append(f"sch.tensorize({loop.name}, {intrin.name})")
+
+    def compute_inline(self, block: str) -> None:
+        """Inline the elementwise ``block`` (``B[v...] = expr``, spatial iterators only) into
+        every block that reads ``B``, and remove it and its buffer. ``B`` must be an
+        intermediate buffer of the function, written by this block alone."""
+        blk = self._block_node(block)
+        store = blk.body
+        if blk.init is not None or any(iv.kind == "R" for iv in blk.iter_vars):
+            raise ScheduleError(f"compute_inline: block {block} is a reduction; only elementwise blocks inline")
+        if not isinstance(store, BufferStore) or tuple(store.indices) != tuple(iv.var for iv in blk.iter_vars):
+            raise ScheduleError(f"compute_inline: block {block} must be one store B[{', '.join(iv.var.name for iv in blk.iter_vars)}]"
+                                " = value, indexed by its iterators in order")
+        buf = store.buffer
+        if buf not in self.func.allocs:
+            raise ScheduleError(f"compute_inline: {buf.name} is a parameter of {self.func.name}; only intermediate "
+                                "buffers can be inlined away")
+        writers = [x for x in walk_stmt(self.func.body) if isinstance(x, BufferStore) and x.buffer is buf]
+        if len(writers) != 1:
+            raise ScheduleError(f"compute_inline: {buf.name} is written by more than block {block}")
+        ivars = [iv.var for iv in blk.iter_vars]
+
+        def inline(e: Expr) -> Expr:
+            if isinstance(e, BufferLoad) and e.buffer is buf:
+                return substitute(store.value, dict(zip(ivars, (inline(i) for i in e.indices))))
+            kids = children(e)
+            return rebuild(e, tuple(inline(k) for k in kids)) if kids else e
+
+        def consumer(x: Stmt) -> Stmt | None:
+            if isinstance(x, Block) and x is not blk and any(r.buffer is buf for r in x.reads):
+                def st(y: Stmt) -> Stmt | None:
+                    if isinstance(y, BufferStore):
+                        return BufferStore(y.buffer, inline(y.value), tuple(inline(i) for i in y.indices))
+                    return None
+
+                reads = tuple(r for r in x.reads if r.buffer is not buf) + \
+                    tuple(r for r in blk.reads if all(r.buffer is not q.buffer for q in x.reads))
+                return dataclasses.replace(x, reads=reads, body=replace_stmt(x.body, st),
+                                           init=replace_stmt(x.init, st) if x.init is not None else None)
+            return None
+
+        stmts = list(self.func.body.stmts if isinstance(self.func.body, SeqStmt) else (self.func.body,))
+        at = self._root_index(block)
+        nest = stmts[at]
+        s2 = nest
+        while isinstance(s2, For):
+            s2 = s2.body
+        if not (isinstance(s2, BlockRealize) and s2.block is blk):
+            raise ScheduleError(f"compute_inline: block {block} must be alone in its root-level loop nest")
+        del stmts[at]
+        if not stmts:
+            raise ScheduleError(f"compute_inline: nothing reads {buf.name}")
+        body = replace_stmt(seq(*stmts), consumer)
+        self.func = dataclasses.replace(self.func, body=body, allocs=tuple(b for b in self.func.allocs if b is not buf))
+        self.trace.append(f"sch.compute_inline({block!r})")
 
     # ---- caches and placement ------------------------------------------------------
     def _block_node(self, name: str) -> Block:
