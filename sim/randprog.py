@@ -148,9 +148,9 @@ def _loop(b: _Builder, gemm: bool) -> Insn | None:
         fi = b.r(0, (room - fo * max(0, io - 1)) // max(1, ii - 1)) if ii > 1 and b.chance(0.8) else 0
         f[k] = (fo, fi)
     assert io < (1 << ITER_BITS)
+    b.written = [u[0] + i * f["dst"][0] + j * f["dst"][1] for u in uops for i in range(max(io, 1))
+                 for j in range(ii)]
     if gemm:
-        b.written = [u[0] + i * f["dst"][0] + j * f["dst"][1] for u in uops for i in range(max(io, 1))
-                     for j in range(ii)]
         return Insn.gemm(start, end + 1, io, ii, f["dst"], f["src"], f["wgt"], reset=b.chance(0.2))
     op = AluOp(b.r(0, len(AluOp) - 1))
     imm = None
@@ -158,8 +158,6 @@ def _loop(b: _Builder, gemm: bool) -> Insn | None:
         w = c.acc_width
         shift = int(b.rng.choice([b.r(-w - 8, w + 8), w - 1, w, -w, -(w - 1), w - 2, 0, -1]))
         imm = {AluOp.SHR: shift, AluOp.MUL: b.r(-300, 300)}.get(op, b.r(-(1 << 15), (1 << 15) - 1))
-    b.written = [u[0] + i * f["dst"][0] + j * f["dst"][1] for u in uops for i in range(max(io, 1))
-                 for j in range(ii)]
     return Insn.alu(op, start, end + 1, io, ii, f["dst"], f["src"], imm)
 
 

@@ -38,7 +38,6 @@ class RtlCheck:
     bytes, or the same error about the same instruction."""
 
     enabled = False
-    _sims: dict[tuple[str, int], object] = {}
 
     @classmethod
     def check(cls, config: Config, image: np.ndarray, insn_addr: int, insn_count: int,

@@ -75,10 +75,6 @@ def _region(r: object) -> str:
     return f"{r.buffer.name}[{', '.join(parts)}]"  # type: ignore[attr-defined]
 
 
-def _value_str(e: Expr) -> str:
-    return expr_str(e)
-
-
 def _lines(s: object, ind: int, out: list[str]) -> None:
     from .stmt import Block, BlockRealize, BufferStore, Evaluate, For, SeqStmt
 
@@ -92,7 +88,7 @@ def _lines(s: object, ind: int, out: list[str]) -> None:
         out.append(f"{pad}for {s.var.name} in range({expr_str(s.extent)}):{kind}{ann}")
         _lines(s.body, ind + 1, out)
     elif isinstance(s, BufferStore):
-        out.append(f"{pad}{s.buffer.name}[{_idx(s.indices)}] = {_value_str(s.value)}")
+        out.append(f"{pad}{s.buffer.name}[{_idx(s.indices)}] = {expr_str(s.value)}")
     elif isinstance(s, Evaluate):
         out.append(f"{pad}evaluate({expr_str(s.value)})")
     elif isinstance(s, BlockRealize):

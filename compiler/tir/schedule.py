@@ -27,7 +27,7 @@ from .stmt import (
     SCOPES, Block, BlockRealize, Buffer, BufferLoad, BufferRegion, BufferStore, For, IterVar, PrimFunc, Range, SeqStmt,
     Stmt, seq,
 )
-from .transform import replace_stmt, substitute_stmt, walk_stmt
+from .transform import replace_stmt, stmt_children, substitute_stmt, walk_stmt
 
 
 THREAD_AXES = ("blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z", "vthread")
@@ -43,7 +43,8 @@ class Schedule:
     def __init__(self, func: PrimFunc) -> None:
         self.func = func
         self.trace: list[str] = []
-        self._blocks = 0
+        self._handles: dict[str, str] = {}  # block name -> its variable in the trace
+        self._blocks = 0  # get_block calls so far, numbering the trace's variables
 
     # ---- lookup ---------------------------------------------------------------------
     def get_block(self, name: str) -> str:
@@ -54,7 +55,6 @@ class Schedule:
         handle = f"b{self._blocks}"
         self._blocks += 1
         self.trace.append(f"{handle} = sch.get_block({name!r})")
-        self._handles = getattr(self, "_handles", {})
         self._handles[name] = handle
         return name
 
@@ -62,7 +62,7 @@ class Schedule:
         """The loops around ``block``, outermost first."""
         loops = self._loops_above(block)
         names = ", ".join(v.name for v in loops)
-        handle = getattr(self, "_handles", {}).get(block, repr(block))
+        handle = self._handles.get(block, repr(block))
         self.trace.append(f"{names}{',' if len(loops) == 1 else ''} = sch.get_loops({handle})" if loops else
                           f"sch.get_loops({handle})")
         return loops
@@ -73,7 +73,7 @@ class Schedule:
                 return path
             if isinstance(s, For):
                 return find(s.body, path + [s.var])
-            for child in _children(s):
+            for child in stmt_children(s):
                 got = find(child, path)
                 if got is not None:
                     return got
@@ -171,7 +171,7 @@ class Schedule:
         fors = [self._loop(v) for v in loops]
         # the chain from the outermost named loop down through single-loop bodies
         chain: list[For] = []
-        top = next(f for f in self._chain_order(fors))
+        top = self._chain_order(fors)[0]
         s: Stmt = top
         while isinstance(s, For):
             chain.append(s)
@@ -484,20 +484,6 @@ class Schedule:
         return "\n".join(self.trace)
 
 
-def _children(s: Stmt) -> tuple[Stmt, ...]:
-    from .stmt import SeqStmt
-
-    if isinstance(s, SeqStmt):
-        return s.stmts
-    if isinstance(s, (For,)):
-        return (s.body,)
-    if isinstance(s, BlockRealize):
-        return (s.block,)
-    if isinstance(s, Block):
-        return (s.body,)
-    return ()
-
-
 def _copy_nest(name: str, src: Buffer, dst: Buffer, region: tuple[Range, ...] | None = None) -> Stmt:
     """Loops and a block ``dst[x] = src[x]`` over ``region`` (default: the whole buffer)."""
     region = region or tuple(Range(IntImm(0), d) for d in src.shape)
@@ -553,8 +539,6 @@ def _rename_buffer(blk: Block, old: Buffer, new: Buffer, reads: bool, writes: bo
 
 def _predicate(s: Stmt, cond: Expr) -> Stmt:
     """Every block realized inside ``s`` additionally requires ``cond``."""
-    import dataclasses
-
     def add(x: Stmt) -> Stmt | None:
         if isinstance(x, BlockRealize):
             pred = cond if isinstance(x.predicate, IntImm) and x.predicate.value == 1 else and_(x.predicate, cond)
@@ -566,8 +550,6 @@ def _predicate(s: Stmt, cond: Expr) -> Stmt:
 
 def _simplify_bindings(s: Stmt, ranges: dict[Var, tuple[int, int]]) -> Stmt:
     """Simplify block bindings and predicates with the ranges of the loops around them."""
-    import dataclasses
-
     if isinstance(s, For):
         inner = dict(ranges)
         if isinstance(s.extent, IntImm):
@@ -577,8 +559,6 @@ def _simplify_bindings(s: Stmt, ranges: dict[Var, tuple[int, int]]) -> Stmt:
     if isinstance(s, BlockRealize):
         return dataclasses.replace(s, iter_values=tuple(simplify(v, ranges) for v in s.iter_values),
                                    predicate=simplify(s.predicate, ranges))
-    from .stmt import SeqStmt
-
     if isinstance(s, SeqStmt):
         return SeqStmt(tuple(_simplify_bindings(x, ranges) for x in s.stmts))
     return s

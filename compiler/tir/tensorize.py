@@ -13,7 +13,7 @@ from __future__ import annotations
 from .expr import Expr, IntImm, Var, children, free_vars, substitute
 from .intrin import TensorIntrin
 from .simplify import simplify
-from .stmt import Block, BlockRealize, Buffer, BufferLoad, BufferRegion, BufferStore, Cast, For, Range, Stmt
+from .stmt import BlockRealize, Buffer, BufferLoad, BufferRegion, BufferStore, Cast, For, Range, Stmt
 
 
 class TensorizeMismatch(Exception):

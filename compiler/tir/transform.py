@@ -65,17 +65,21 @@ def replace_stmt(s: Stmt, fn: Callable[[Stmt], Stmt | None]) -> Stmt:
     return s
 
 
+def stmt_children(s: Stmt) -> tuple[Stmt, ...]:
+    """The statements directly inside ``s`` (a block's init before its body)."""
+    if isinstance(s, SeqStmt):
+        return s.stmts
+    if isinstance(s, For):
+        return (s.body,)
+    if isinstance(s, BlockRealize):
+        return (s.block,)
+    if isinstance(s, Block):
+        return (s.body,) if s.init is None else (s.init, s.body)
+    return ()
+
+
 def walk_stmt(s: Stmt):  # type: ignore[no-untyped-def]
     """Every statement in ``s``, parents before children."""
     yield s
-    if isinstance(s, SeqStmt):
-        for x in s.stmts:
-            yield from walk_stmt(x)
-    elif isinstance(s, For):
-        yield from walk_stmt(s.body)
-    elif isinstance(s, BlockRealize):
-        yield from walk_stmt(s.block)
-    elif isinstance(s, Block):
-        if s.init is not None:
-            yield from walk_stmt(s.init)
-        yield from walk_stmt(s.body)
+    for x in stmt_children(s):
+        yield from walk_stmt(x)

@@ -216,7 +216,7 @@ class _Run:
         cost = insn_cycles(insn, self.cfg, self.sim.timing)
         beats = read_beats(insn, self.cfg)
         if beats:  # the transfer may wait for the read channel, shared with the other module's loads
-            first = token_t + data_start(insn, self.sim.timing)
+            first = token_t + data_start(self.sim.timing)
             cost = max(cost, self.read_bus.reserve(first, beats) - token_t)
         self.starts[m].append(token_t)
         self.free_t[m] = token_t + cost

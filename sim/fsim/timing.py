@@ -14,7 +14,6 @@ another transfer holds the bus finishes later. Costs have parameters in
 from __future__ import annotations
 
 import bisect
-
 from dataclasses import asdict, dataclass
 
 from vta.isa import INSN_BYTES, Config, Insn, MemType, Opcode
@@ -79,7 +78,7 @@ def read_beats(insn: Insn, config: Config) -> int:
     return insn.y_size * _beats(insn.x_size * config.elem_bytes(insn.memory_type), config.bus_bytes)
 
 
-def data_start(insn: Insn, p: TimingParams) -> int:
+def data_start(p: TimingParams) -> int:
     """Cycles from a LOAD's start to its first data beat."""
     return p.dma_overhead + p.dram_latency
 
