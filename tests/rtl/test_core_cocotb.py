@@ -122,13 +122,15 @@ except ImportError:  # pragma: no cover - without cocotb the test below skips
 def test_core_against_axi_ram(config_name: str, tmp_path: Path) -> None:
     from cocotb_util import run_cocotb, verilator_missing
 
-    from vta.hw.core import VTACore
+    from vta.sim.rtl.build import cache_root, generate_verilog
 
     reason = verilator_missing()
     if reason:
         pytest.skip(reason)
     index = _write_cases(_cases(config_name), tmp_path)
-    waves = run_cocotb(VTACore(PRESETS[config_name]), "vta_core", "test_core_cocotb", tmp_path / "sim",
+    # The same Verilog the rtl device builds from, from its cache (generating it takes seconds).
+    verilog = generate_verilog(PRESETS[config_name], cache_root() / "verilog")
+    waves = run_cocotb(verilog, "vta_core", "test_core_cocotb", tmp_path / "sim",
                        testcase="core_programs_cocotb", extra_env={"VTA_CASES": str(index)})
     if waves:
         print(f"waveform: {waves}")
