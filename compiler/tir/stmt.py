@@ -19,10 +19,14 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from vta.isa import MemType
+
 from .expr import Expr, ExprLike, IntImm, Var, as_expr
 
 DTYPES = ("int4", "int8", "int16", "int32", "int64", "uint8", "float16", "float32", "float64", "bool")
-SCOPES = ("global", "inp", "wgt", "acc", "uop", "local", "shared")
+# The accelerator's scratchpads are its on-chip memory types (OUT only names a store's narrowing).
+SCRATCHPADS = tuple(m.name.lower() for m in MemType if m != MemType.OUT)
+SCOPES = ("global", *SCRATCHPADS, "local", "shared")
 LOOP_KINDS = ("serial", "parallel", "vectorized", "unrolled", "thread_binding")
 ITER_KINDS = ("S", "R")  # spatial, reduction
 
