@@ -205,12 +205,12 @@ def test_cache_errors() -> None:
     with pytest.raises(ScheduleError, match="scope 'sram' is not one of"):
         sch.cache_read("dense", 1, "sram")
     a = sch.cache_read("dense", 1, "inp")
-    with pytest.raises(ScheduleError, match="compute_at: block dense is not a root-level copy"):
+    with pytest.raises(ScheduleError, match="compute_at: block dense is a reduction; only elementwise stages move"):
         sch.compute_at("dense", i)
     c = sch.cache_write("dense", 0, "acc")
-    with pytest.raises(ScheduleError, match="compute_at: the copy block C_acc must come before the nest of loop i"):
+    with pytest.raises(ScheduleError, match="compute_at: block C_acc must come before the nest of loop i"):
         sch.compute_at(c, i)
-    with pytest.raises(ScheduleError, match="reverse_compute_at: the copy block A_inp must come after"):
+    with pytest.raises(ScheduleError, match="reverse_compute_at: block A_inp must come after"):
         sch.reverse_compute_at(a, i)
 
 

@@ -26,6 +26,12 @@ class TensorIntrin:
     name: str
     desc: PrimFunc
 
+    def written(self) -> set[Buffer]:
+        """The parameters the description stores to."""
+        from .transform import walk_stmt
+
+        return {s.buffer for s in walk_stmt(self.desc.body) if isinstance(s, BufferStore)}
+
 
 @dataclass(frozen=True, repr=False)
 class IntrinCall(Stmt):

@@ -56,6 +56,19 @@ def touched_region(scope: Stmt, buffer: Buffer, write: bool) -> tuple[Range, ...
         if isinstance(s, SeqStmt):
             for child in s.stmts:
                 visit(child, inner)
+            return
+        from .intrin import IntrinCall
+
+        if isinstance(s, IntrinCall):
+            written = s.intrin.written()
+            for r, p in zip(s.regions, s.intrin.desc.params):
+                if r.buffer is buffer and (not write or p in written):
+                    lead = buffer.ndim - p.ndim
+                    for d, g in enumerate(r.region):
+                        _extend(d, simplify(g.min), inner)
+                        if d >= lead:  # an intrinsic operand dimension: the whole extent
+                            top = simplify(g.min + g.extent - 1)
+                            _extend(d, top, inner)
 
     def _extend(d: int, e: Expr, inner: dict[Var, int]) -> None:
         lin = linear_form(e)

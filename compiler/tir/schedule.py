@@ -431,40 +431,79 @@ class Schedule:
         self.trace.append(f"{cache.name} = sch.cache_write({block!r}, {write_index}, {scope!r})")
         return cache.name
 
+    def set_scope(self, buffer: str, scope: str) -> None:
+        """Place the intermediate buffer ``buffer`` in ``scope`` (e.g. a stage's output in
+        the accumulator scratchpad, or a padding stage in the input scratchpad)."""
+        if scope not in SCOPES:
+            raise ScheduleError(f"set_scope: scope {scope!r} is not one of {', '.join(SCOPES)}")
+        old = next((b for b in self.func.allocs if b.name == buffer), None)
+        if old is None:
+            params = [b.name for b in self.func.params]
+            why = "it is a parameter; use cache_read/cache_write" if buffer in params else "no such buffer"
+            raise ScheduleError(f"set_scope: {buffer} is not an intermediate buffer of {self.func.name} ({why})")
+        new = Buffer(old.name, old.shape, old.dtype, scope)
+
+        def fn(x: Stmt) -> Stmt | None:
+            if isinstance(x, Block):
+                return _rename_buffer(x, old, new, reads=True, writes=True)
+            if isinstance(x, IntrinCall):
+                return IntrinCall(x.intrin, tuple(BufferRegion(new, r.region) if r.buffer is old else r
+                                                  for r in x.regions))
+            return None
+
+        self.func = dataclasses.replace(self.func, body=replace_stmt(self.func.body, fn),
+                                        allocs=tuple(new if b is old else b for b in self.func.allocs))
+        self.trace.append(f"sch.set_scope({buffer!r}, {scope!r})")
+
     def compute_at(self, block: str, loop: Var) -> None:
-        """Move the copy ``block`` (a root-level loop nest, as cache_read makes) to the start
-        of ``loop``'s body, copying only the region the blocks under ``loop`` read."""
-        self._move_copy(block, loop, write=False)
+        """Move the elementwise ``block`` (a root-level loop nest over its output, as
+        cache_read makes, or a padding stage) to the start of ``loop``'s body, computing
+        only the region the blocks under ``loop`` read."""
+        self._move_stage(block, loop, write=False)
         self.trace.append(f"sch.compute_at({block!r}, {loop.name})")
 
     def reverse_compute_at(self, block: str, loop: Var) -> None:
-        """Move the copy ``block`` (as cache_write makes) to the end of ``loop``'s body,
-        copying only the region the blocks under ``loop`` write."""
-        self._move_copy(block, loop, write=True)
+        """Move the elementwise ``block`` (as cache_write makes, or an epilogue) to the end
+        of ``loop``'s body, computing only the region the blocks under ``loop`` write of the
+        buffer it reads."""
+        self._move_stage(block, loop, write=True)
         self.trace.append(f"sch.reverse_compute_at({block!r}, {loop.name})")
 
-    def _move_copy(self, block: str, loop: Var, write: bool) -> None:
+    def _move_stage(self, block: str, loop: Var, write: bool) -> None:
         what = "reverse_compute_at" if write else "compute_at"
         stmts = list(self.func.body.stmts if isinstance(self.func.body, SeqStmt) else (self.func.body,))
         at = self._root_index(block)
         nest = stmts[at]
         blk = self._block_node(block)
-        if not _is_copy_nest(nest, blk):
-            raise ScheduleError(f"{what}: block {block} is not a root-level copy (cache_read/cache_write) nest")
+        why = _elementwise_nest_problem(nest, blk)
+        if why:
+            raise ScheduleError(f"{what}: block {block} {why}")
         f = self._loop(loop)
         if any(x is f for x in walk_stmt(nest)):
             raise ScheduleError(f"{what}: loop {loop.name} is the block's own loop")
-        src, dst = blk.reads[0].buffer, blk.writes[0].buffer
-        cached = src if write else dst  # the buffer the computation under the loop touches
-        region = touched_region(f.body, cached, write)
-        touched = any(isinstance(x, BlockRealize) and x.block.name != block for x in walk_stmt(f.body))
-        if not touched:
-            raise ScheduleError(f"{what}: no block under loop {loop.name} uses {cached.name}")
         order = [i for i, st in enumerate(stmts) if any(x is f for x in walk_stmt(st))][0]
         if (order < at) != write or order == at:
             rel = "after" if write else "before"
-            raise ScheduleError(f"{what}: the copy block {block} must come {rel} the nest of loop {loop.name}")
-        moved = _copy_nest(block, src, dst, region)
+            raise ScheduleError(f"{what}: block {block} must come {rel} the nest of loop {loop.name}")
+        ivars = tuple(iv.var for iv in blk.iter_vars)
+        if write:  # the read (at the block's own index) that the loop's body produces
+            produced = {s.buffer for s in walk_stmt(f.body) if isinstance(s, BufferStore)} | \
+                {r.buffer for s in walk_stmt(f.body) if isinstance(s, IntrinCall) for r in s.regions[:1]}
+            cands = [r.buffer for r in blk.reads if r.buffer in produced]
+            if not cands:
+                raise ScheduleError(f"{what}: nothing under loop {loop.name} writes what block {block} reads")
+            cached = cands[0]
+            if not _reads_at(blk, cached, ivars):
+                raise ScheduleError(f"{what}: block {block} must read {cached.name} at its own iterators "
+                                    f"[{', '.join(v.name for v in ivars)}]")
+        else:
+            cached = blk.writes[0].buffer
+            if not any(r.buffer is cached for s in walk_stmt(f.body) if isinstance(s, Block) for r in s.reads) and \
+                    not any(r.buffer is cached for s in walk_stmt(f.body) if isinstance(s, IntrinCall)
+                            for r in s.regions):
+                raise ScheduleError(f"{what}: no block under loop {loop.name} uses {cached.name}")
+        region = touched_region(f.body, cached, write)
+        moved = _region_nest(blk, region)
         new_loop = dataclasses.replace(f, body=seq(f.body, moved) if write else seq(moved, f.body))
         del stmts[at]
         body = replace_stmt(seq(*stmts), lambda x: new_loop if x is f else None)
@@ -484,33 +523,66 @@ class Schedule:
         return "\n".join(self.trace)
 
 
-def _copy_nest(name: str, src: Buffer, dst: Buffer, region: tuple[Range, ...] | None = None) -> Stmt:
-    """Loops and a block ``dst[x] = src[x]`` over ``region`` (default: the whole buffer)."""
-    region = region or tuple(Range(IntImm(0), d) for d in src.shape)
-    loops = [Var(f"ax{d}") for d in range(src.ndim)]
+def _copy_nest(name: str, src: Buffer, dst: Buffer) -> Stmt:
+    """Loops and a block ``dst[x] = src[x]`` over the whole buffer."""
     ivs = [Var(f"v{d}") for d in range(src.ndim)]
-    values = [simplify(r.min + lv) for r, lv in zip(region, loops)]
-    pred: Expr = IntImm(1)
-    for v, r, d in zip(values, region, src.shape):  # a region reaching past the end is cut at it
-        if not (isinstance(d, IntImm) and isinstance(r.extent, IntImm) and
-                simplify(r.min, {}) == IntImm(0) and r.extent.value <= d.value):
-            pred = and_(pred, v < d) if not (isinstance(pred, IntImm)) else v < d
     blk = Block(name, tuple(IterVar(iv, d) for iv, d in zip(ivs, src.shape)),
                 reads=(BufferRegion(src, tuple(Range(iv, IntImm(1)) for iv in ivs)),),
                 writes=(BufferRegion(dst, tuple(Range(iv, IntImm(1)) for iv in ivs)),),
                 body=BufferStore(dst, src[tuple(ivs)], tuple(ivs)))  # type: ignore[arg-type]
+    return _region_nest(blk, tuple(Range(IntImm(0), d) for d in src.shape))
+
+
+def _elementwise_nest_problem(nest: Stmt, blk: Block) -> str | None:
+    """Why ``nest`` is not a root-level nest of loops, one per iterator in order, around the
+    elementwise ``blk`` writing its output at its iterators (None when it is)."""
+    loops: list[For] = []
+    s = nest
+    while isinstance(s, For):
+        loops.append(s)
+        s = s.body
+    if not (isinstance(s, BlockRealize) and s.block is blk):
+        return "is not alone in a root-level loop nest"
+    if blk.init is not None or any(iv.kind == "R" for iv in blk.iter_vars):
+        return "is a reduction; only elementwise stages move"
+    ivars = tuple(iv.var for iv in blk.iter_vars)
+    if len(blk.writes) != 1 or not isinstance(blk.body, BufferStore) or tuple(blk.body.indices) != ivars:
+        return f"must be one store at its iterators [{', '.join(v.name for v in ivars)}]"
+    if tuple(s.iter_values) != tuple(f.var for f in loops) or \
+            tuple(simplify(iv.extent) for iv in blk.iter_vars) != tuple(simplify(d) for d in blk.body.buffer.shape):
+        return "must run over its whole output, one loop per dimension"
+    return None
+
+
+def _reads_at(blk: Block, buf: Buffer, ivars: tuple[Var, ...]) -> bool:
+    """Whether every load of ``buf`` in ``blk`` is at exactly ``ivars``."""
+    found: list[bool] = []
+
+    def visit(e: Expr) -> None:
+        if isinstance(e, BufferLoad) and e.buffer is buf:
+            found.append(tuple(e.indices) == ivars)
+        for k in children(e):
+            visit(k)
+
+    visit(blk.body.value)  # type: ignore[attr-defined]
+    return bool(found) and all(found)
+
+
+def _region_nest(blk: Block, region: tuple[Range, ...]) -> Stmt:
+    """Loops over ``region`` of ``blk``'s domain around ``blk``; a region reaching past the
+    end of the domain is cut at it by a predicate."""
+    loops = [Var(f"ax{d}") for d in range(len(region))]
+    values = [simplify(r.min + lv) for r, lv in zip(region, loops)]
+    pred: Expr = IntImm(1)
+    for v, r, iv in zip(values, region, blk.iter_vars):
+        d = iv.extent
+        if not (isinstance(d, IntImm) and isinstance(r.extent, IntImm) and
+                simplify(r.min, {}) == IntImm(0) and r.extent.value <= d.value):
+            pred = and_(pred, v < d) if not (isinstance(pred, IntImm)) else v < d
     body: Stmt = BlockRealize(tuple(values), pred, blk)
     for lv, r in reversed(list(zip(loops, region))):
         body = For(lv, r.extent, body)
     return body
-
-
-def _is_copy_nest(nest: Stmt, blk: Block) -> bool:
-    s = nest
-    while isinstance(s, For):
-        s = s.body
-    return isinstance(s, BlockRealize) and s.block is blk and len(blk.reads) == 1 and len(blk.writes) == 1 and \
-        isinstance(blk.body, BufferStore) and isinstance(blk.body.value, BufferLoad)
 
 
 def _rename_buffer(blk: Block, old: Buffer, new: Buffer, reads: bool, writes: bool) -> Block:
