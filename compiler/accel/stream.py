@@ -3,12 +3,13 @@ ranges each instruction touches, and micro-kernels kept resident in the uop buff
 
 Tokens. Every instruction carries its footprint (buffer, entry range, read or write).
 Before an instruction of module ``m`` is appended, its footprint is checked against the
-instructions of each neighbouring module issued since that module last gave ``m`` a
-token; on a conflict (same buffer, overlapping entries, one of them writing) the
-neighbour's latest instruction pushes a token and the new instruction pops it. Pushes
-and pops are paired in stream order, so each pop takes exactly the token meant for it,
-and instructions that touch disjoint entries (the other slot of a double buffer) are
-left free to overlap.
+instructions of each neighbouring module not yet ordered before ``m``'s next
+instruction; on a conflict (same buffer, overlapping entries, one of them writing) the
+last conflicting instruction pushes a token, which the new instruction pops. The push
+goes on the earliest instruction that is both at or after the conflict and after the
+queue's previous push, so pushes and pops pair up in stream order (each pop takes the
+token meant for it) and the producer signals as early as it can: with two slots, the
+load of tile i+1 waits only for the GEMMs that read its slot two tiles ago.
 
 Micro-kernels. A kernel is its tuple of micro-ops; the distinct kernels of a program
 form one uop image in DRAM. A kernel is loaded into the uop buffer on first use and
@@ -17,6 +18,7 @@ stays resident until the buffer is full, when everything is evicted.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,9 +60,10 @@ class Stream:
     uop_loads: int = 0
 
     def __post_init__(self) -> None:
-        self._pending: dict[tuple[Module, Module], list[Footprint]] = {
+        self._pending: dict[tuple[Module, Module], list[tuple[int, Footprint]]] = {
             (a, b): [] for a in Module for b in _NEIGHBOURS[a]}
-        self._last: dict[Module, Insn | None] = dict.fromkeys(Module)
+        self._last_push: dict[tuple[Module, Module], int] = {q: -1 for q in self._pending}
+        self._of_module: dict[Module, list[int]] = {m: [] for m in Module}  # stream indices per module
         self._resident: dict[bytes, int] = {}
         self._uop_top = 0
         self._image_size = 0
@@ -70,27 +73,34 @@ class Stream:
     def emit(self, insn: Insn, footprint: Footprint = ()) -> Insn:
         m = insn.module
         for n in _NEIGHBOURS[m]:
-            pend = self._pending[(n, m)]
-            if footprint and any(_conflict(footprint, f) for f in pend):
-                self._sync(n, m, insn)
-        self.insns.append(insn)
-        self._last[m] = insn
+            hits = [i for i, f in self._pending[(n, m)] if footprint and _conflict(footprint, f)]
+            if hits:
+                self._sync(n, m, insn, max(hits))
+        self._append(insn)
         for n in _NEIGHBOURS[m]:
             if footprint:
-                self._pending[(m, n)].append(footprint)
+                self._pending[(m, n)].append((len(self.insns) - 1, footprint))
         return insn
 
-    def _sync(self, frm: Module, to: Module, insn: Insn) -> None:
-        """``frm``'s latest instruction pushes a token that ``insn`` (on ``to``) pops."""
-        flag = f"push_{_side(frm, to)}"
-        last = self._last[frm]
-        if last is None or getattr(last, flag):
-            last = self._nop(frm)
-            self.insns.append(last)
-            self._last[frm] = last
-        setattr(last, flag, 1)
+    def _append(self, insn: Insn) -> None:
+        self._of_module[insn.module].append(len(self.insns))
+        self.insns.append(insn)
+
+    def _sync(self, frm: Module, to: Module, insn: Insn, after: int) -> None:
+        """An instruction of ``frm`` at or after stream index ``after`` pushes a token that
+        ``insn`` (on ``to``) pops."""
+        q = (frm, to)
+        own = self._of_module[frm]
+        at = bisect.bisect_left(own, max(after, self._last_push[q] + 1))
+        if at < len(own):
+            idx = own[at]
+        else:
+            idx = len(self.insns)
+            self._append(self._nop(frm))
+        setattr(self.insns[idx], f"push_{_side(frm, to)}", 1)
         setattr(insn, f"pop_{_side(to, frm)}", 1)
-        self._pending[(frm, to)].clear()
+        self._last_push[q] = idx
+        self._pending[q] = [(i, f) for i, f in self._pending[q] if i > idx]
         self.syncs += 1
 
     @staticmethod
@@ -130,9 +140,10 @@ class Stream:
     def finish(self) -> list[Insn]:
         """Close with FINISH, after every store has completed."""
         fin = Insn(Opcode.FINISH)
-        if self._pending[(Module.STORE, Module.COMPUTE)]:
-            self._sync(Module.STORE, Module.COMPUTE, fin)
-        self.insns.append(fin)
+        pend = self._pending[(Module.STORE, Module.COMPUTE)]
+        if pend:
+            self._sync(Module.STORE, Module.COMPUTE, fin, pend[-1][0])
+        self._append(fin)
         return self.insns
 
     def uop_image(self) -> np.ndarray:

@@ -191,15 +191,20 @@ class Epilogue:
             raise ValueError(f"epilogue: zero point {self.zero_point} is outside {self.out_dtype}'s range")
 
     def expr(self, x: Expr, bias: Expr | None, acc_dtype: str = "int32") -> Expr:
-        """The epilogue applied to accumulator value ``x`` (``bias``: its channel's bias)."""
+        """The epilogue applied to accumulator value ``x``; ``bias`` is its channel's
+        *folded* bias (`fold_bias`), which carries the multiplier and the rounding constant,
+        so the accelerator runs one operation fewer: ``(x·m + (b·m + 2^(s-1))) >> s`` equals
+        ``((x + b)·m + 2^(s-1)) >> s`` in 32-bit wrapping arithmetic."""
+        if self.multiplier != 1:
+            x = Cast(acc_dtype, x * self.multiplier)
         if self.bias:
             if bias is None:
                 raise ValueError("epilogue: a bias step needs the bias value")
             x = Cast(acc_dtype, x + bias)
-        if self.multiplier != 1:
-            x = Cast(acc_dtype, x * self.multiplier)
+        elif self.shift:
+            x = Cast(acc_dtype, x + (1 << (self.shift - 1)))
         if self.shift:
-            x = FloorDiv(Cast(acc_dtype, x + (1 << (self.shift - 1))), IntImm(1 << self.shift))
+            x = FloorDiv(x, IntImm(1 << self.shift))
         if self.zero_point:
             x = Cast(acc_dtype, x + self.zero_point)
         lo, hi = _RANGES.get(self.out_dtype, (None, None))
@@ -210,6 +215,13 @@ class Epilogue:
         if hi is not None:
             x = min_(x, hi)
         return Cast(self.out_dtype, x)
+
+    def fold_bias(self, bias: "np.ndarray") -> "np.ndarray":
+        """The int32 values the kernel's ``Bias`` parameter holds: ``b·m + 2^(shift-1)``, wrapped."""
+        import numpy as np
+
+        v = bias.astype(np.int64) * self.multiplier + ((1 << (self.shift - 1)) if self.shift else 0)
+        return (((v + (1 << 31)) % (1 << 32)) - (1 << 31)).astype(np.int32)
 
     def reference(self, acc: "np.ndarray", bias: "np.ndarray | None" = None) -> "np.ndarray":
         """The same recipe in numpy on int64 values (``bias`` broadcasts against ``acc``)."""
@@ -240,7 +252,8 @@ class Epilogue:
 def with_epilogue(func: PrimFunc, epilogue: Epilogue, channel_dim: int = 1) -> PrimFunc:
     """``func`` (last parameter: its int32 output in a blocked layout ``(..., bn, bo)``)
     followed by ``epilogue``: the output becomes an intermediate ``Acc``; new parameters are
-    ``Bias[C // bo, bn, bo]`` (when the epilogue has a bias) and the result ``Q``.
+    ``Bias[C // bo, bn, bo]`` (when the epilogue has a bias: the values of
+    `Epilogue.fold_bias`, the same for each batch row) and the result ``Q``.
     ``channel_dim`` is the output dimension that counts channel blocks."""
     out = func.params[-1]
     acc = Buffer("Acc", out.shape, out.dtype)
