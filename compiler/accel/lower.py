@@ -120,10 +120,20 @@ def _ext(f: For) -> int:
 
 # ---- affine index forms ------------------------------------------------------------------------
 
+_LINEAR: dict[int, tuple[Expr, Linear]] = {}
+_RANGES: dict[Var, tuple[int, int]] = {}  # every loop's range, for the function being lowered
+
+
 def _linear(e: Expr, what: str) -> Linear:
-    lin = linear_form(simplify(e))
+    """The affine form of ``e`` (memoized by identity: a lowering asks for the same index
+    expressions at every unrolled iteration)."""
+    hit = _LINEAR.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit[1]
+    lin = linear_form(simplify(e, _RANGES))
     if lin is None:
         raise LoweringError(f"{what}: index {e} is not affine in the loops")
+    _LINEAR[id(e)] = (e, lin)
     return lin
 
 
@@ -204,6 +214,7 @@ class _Lowering:
         self.place: dict[Buffer, Placement] = {}
         self.by_alloc: dict[int, list[Placement]] = {}
         self.sites: dict[int, object] = {}
+        self._lane_memo: dict[tuple, tuple] = {}  # type: ignore[type-arg]
         self.seg_elem: dict[Buffer, int] = {}   # DRAM byte address of each global buffer
         self.written: set[Buffer] = set()
         self._plan_dram()
@@ -363,10 +374,14 @@ class _Lowering:
         for p in self.by_alloc.get(id(f), []):
             p.cur_base = p.base + (p.count % p.slots) * p.entries
             p.count += 1
-            p.cur_min = [int(np_eval(simplify(m), env)) for m, _ in p.box]
+            p.cur_min = [int(np_eval(m, env)) for m, _ in p.box]
 
     # ---- walking ----
     def run(self) -> AccelKernel:
+        _LINEAR.clear()
+        _LOADS.clear()
+        _RANGES.clear()
+        _RANGES.update({f.var: (0, _ext(f) - 1) for f in walk_stmt(self.func.body) if isinstance(f, For)})
         self._new_instances(None, {})
         self._stmt(self.func.body, {})
         insns = self.stream.finish()
@@ -415,12 +430,15 @@ class _Lowering:
             raise LoweringError(f"block {blk.name} is predicated ({leaf.predicate}): lowering needs whole tiles")
         if not isinstance(blk.body, BufferStore) or blk.init is not None:
             raise LoweringError(f"block {blk.name} must be a single store without init to lower")
-        bind = dict(zip((iv.var for iv in blk.iter_vars), leaf.iter_values))
         st = blk.body
-        idx = tuple(simplify(substitute(i, bind)) for i in st.indices)
-        value = _subst_loads(st.value, bind)
+        site = self.sites.get(id(leaf))
+        if site is None:
+            bind = dict(zip((iv.var for iv in blk.iter_vars), leaf.iter_values))
+            site = self.sites[id(leaf)] = (tuple(simplify(substitute(i, bind)) for i in st.indices),
+                                           _subst_loads(st.value, bind))
+        idx, value = site  # type: ignore[misc]
         dst = st.buffer
-        loads = _loads(value)
+        loads = _loads_memo(value)
         if dst.scope in SCRATCH and any(ld.buffer.scope == "global" for ld in loads):
             self._load(loops, blk, dst, idx, value, env)
         elif dst.scope == "global":
@@ -465,6 +483,15 @@ class _Lowering:
 
     def _lanes(self, loops: list[For], idx: tuple[Expr, ...], mem: MemType, what: str) -> list[For]:
         """The loops without the two that run over one element's lanes (checked)."""
+        key = (id(idx), mem, tuple(id(f) for f in loops))
+        hit = self._lane_memo.get(key)
+        if hit is not None and hit[0] is idx:
+            return hit[1]
+        rest = self._lanes_of(loops, idx, mem, what)
+        self._lane_memo[key] = (idx, rest)
+        return rest
+
+    def _lanes_of(self, loops: list[For], idx: tuple[Expr, ...], mem: MemType, what: str) -> list[For]:
         lane_shape = self.config.elem_shape(mem)[-2:]
         lanes = []
         for e, n in zip(idx[-2:], lane_shape):
@@ -510,7 +537,7 @@ class _Lowering:
     def _alu(self, loops: list[For], blk: Block, dst: Buffer, idx: tuple[Expr, ...], value: Expr,
              env: dict[Var, int]) -> None:
         ops, leaf = _alu_chain(value, dst, blk.name)
-        for ld in _loads(value):
+        for ld in _loads_memo(value):
             if ld.buffer.scope != "acc" or tuple(map(str, ld.indices[-2:])) != tuple(map(str, idx[-2:])):
                 raise LoweringError(f"block {blk.name}: operand {ld} must be an acc entry at the same lanes as "
                                     f"the result {dst.name}{list(map(str, idx))}")
@@ -571,7 +598,7 @@ class _Lowering:
     def _copy_dims(self, loops: list[For], sram: _Form, dram: _Form, padded: set[Var]) -> tuple:  # type: ignore[type-arg]
         """Split the copy's loops into x (contiguous elements), y (rows) and the rest."""
         dims = [(f, _ext(f), dram.coeffs.get(f.var, 0), sram.coeffs.get(f.var, 0)) for f in loops if _ext(f) > 1]
-        x = [1, 1, 1, None]  # extent, dram step, sram step, the loop if padded
+        x: list = [1, 1, 1, None]  # type: ignore[type-arg]  # extent, dram step, sram step, the loop if padded
         if dims and dims[-1][2] == 1 and dims[-1][3] == 1:
             f, e, _, _ = dims.pop()
             x = [e, 1, 1, f if f.var in padded else None]
@@ -682,6 +709,16 @@ def _subst_loads(e: Expr, bind: dict[Var, Expr]) -> Expr:
     from vta.compiler.tir.expr import rebuild
 
     return rebuild(e, tuple(_subst_loads(k, bind) for k in kids))
+
+
+_LOADS: dict[int, tuple[Expr, list[BufferLoad]]] = {}
+
+
+def _loads_memo(e: Expr) -> list[BufferLoad]:
+    hit = _LOADS.get(id(e))
+    if hit is None or hit[0] is not e:
+        hit = _LOADS[id(e)] = (e, _loads(e))
+    return hit[1]
 
 
 def _loads(e: Expr) -> list[BufferLoad]:

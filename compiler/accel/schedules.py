@@ -134,7 +134,7 @@ def conv_tilings(wl: Conv2d, cfg: Config, epilogue: Epilogue | None = None, slot
     oh, ow = wl.out_hw
     out = []
     for sl in slots:
-        for tco in divisors(cog if wl.groups > 1 else co):
+        for tco in ([cog] if wl.groups > 1 else divisors(co)):  # a tile holds whole groups: affine indices
             for tci in divisors(ci):
                 for th in divisors(oh):
                     for tw in divisors(ow):

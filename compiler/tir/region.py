@@ -49,9 +49,10 @@ def touched_region(scope: Stmt, buffer: Buffer, write: bool) -> tuple[Range, ...
             return
         if isinstance(s, BlockRealize):
             binding = dict(zip((iv.var for iv in s.block.iter_vars), s.iter_values))
+            ranges = {v: (0, n - 1) for v, n in inner.items() if n > 0}
             for idx in _accesses(s.block, buffer, write):
                 for d, e in enumerate(idx):
-                    _extend(d, simplify(substitute(e, binding)), inner)
+                    _extend(d, simplify(substitute(e, binding), ranges), inner)
             return
         if isinstance(s, SeqStmt):
             for child in s.stmts:
@@ -64,11 +65,11 @@ def touched_region(scope: Stmt, buffer: Buffer, write: bool) -> tuple[Range, ...
             for r, p in zip(s.regions, s.intrin.desc.params):
                 if r.buffer is buffer and (not write or p in written):
                     lead = buffer.ndim - p.ndim
+                    ranges = {v: (0, n - 1) for v, n in inner.items() if n > 0}
                     for d, g in enumerate(r.region):
-                        _extend(d, simplify(g.min), inner)
+                        _extend(d, simplify(g.min, ranges), inner)
                         if d >= lead:  # an intrinsic operand dimension: the whole extent
-                            top = simplify(g.min + g.extent - 1)
-                            _extend(d, top, inner)
+                            _extend(d, simplify(g.min + g.extent - 1, ranges), inner)
 
     def _extend(d: int, e: Expr, inner: dict[Var, int]) -> None:
         lin = linear_form(e)

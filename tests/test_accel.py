@@ -1,0 +1,171 @@
+"""Accelerator compilation end to end: operators scheduled automatically for a config,
+lowered to instructions, run on fsim and compared bit for bit with the numpy fixed-point
+reference: the ResNet-18 convolution layers, random conv2d and dense shapes (hypothesis),
+every epilogue step, and the errors a bad schedule gets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from accel_check import check, operands, run_built
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vta.compiler.accel import LoweringError, lower
+from vta.compiler.accel.build import build
+from vta.compiler.accel.schedules import Conv2d, ConvTiling, Dense, DenseTiling, conv2d_schedule, conv_needs
+from vta.compiler.tir.ops import Epilogue
+from vta.isa import PRESETS, Config, Opcode
+
+CONFIGS = ["default", "batch4", "nonsquare", "tiny"]  # tiny: the small-buffer config
+RESNET18 = {  # H, W, Cin, Cout, kernel, pad, stride
+    "C2": (56, 56, 64, 64, 3, 1, 1), "C3": (56, 56, 64, 128, 3, 1, 2), "C4": (56, 56, 64, 128, 1, 0, 2),
+    "C5": (28, 28, 128, 128, 3, 1, 1), "C6": (28, 28, 128, 256, 3, 1, 2), "C7": (28, 28, 128, 256, 1, 0, 2),
+    "C8": (14, 14, 256, 256, 3, 1, 1), "C9": (14, 14, 256, 512, 3, 1, 2), "C10": (14, 14, 256, 512, 1, 0, 2),
+    "C11": (7, 7, 512, 512, 3, 1, 1),
+}
+REQUANT = Epilogue(bias=True, multiplier=19, shift=11, zero_point=-2, relu=True)
+
+
+def resnet_layer(name: str, cfg: Config) -> Conv2d:
+    h, w, ci, co, k, p, s = RESNET18[name]
+    return Conv2d(cfg.batch, ci, h, w, co, k, s, p)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", list(RESNET18))
+@pytest.mark.parametrize("name", CONFIGS)
+def test_resnet18_layer_bit_exact(name: str, layer: str) -> None:
+    cfg = PRESETS[name]
+    built, stats = check(resnet_layer(layer, cfg), cfg, REQUANT)
+    assert stats.gemm_uops > 0 and built.kernel.stats["gemm"] > 0
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("epilogue", [None, REQUANT, Epilogue(shift=3), Epilogue(multiplier=-3, out_dtype="int32"),
+                                      Epilogue(bias=True, relu=True, zero_point=5)],
+                         ids=["int32", "requant", "pow2", "mul_int32", "bias_relu_zp"])
+def test_epilogues(name: str, epilogue: Epilogue | None) -> None:
+    cfg = PRESETS[name]
+    check(Conv2d(cfg.batch, 2 * cfg.block_in, 6, 5, 2 * cfg.block_out, 3, 1, 1), cfg, epilogue)
+    check(Dense(2 * cfg.batch, 3 * cfg.block_out, 2 * cfg.block_in), cfg, epilogue)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_groups_stride_and_batch_matmul(name: str) -> None:
+    cfg = PRESETS[name]
+    bn, bi, bo = cfg.batch, cfg.block_in, cfg.block_out
+    check(Conv2d(bn, 4 * bi, 6, 6, 4 * bo, 3, 1, 1, groups=2), cfg, REQUANT)
+    check(Conv2d(2 * bn, bi, 9, 7, bo, 3, 2, 2), cfg)
+    check(Conv2d(bn, bi, 4, 4, bo, 4, 1, 3), cfg)  # padding wider than a tile's valid rows
+    check(Dense(bn, bo, bi, batches=3), cfg, REQUANT)
+
+
+def _conv_shapes(cfg: Config) -> st.SearchStrategy[Conv2d]:
+    @st.composite
+    def conv(draw: st.DrawFn) -> Conv2d:
+        k = draw(st.sampled_from([1, 2, 3, 5]))
+        stride = draw(st.integers(1, 3))
+        pad = draw(st.integers(0, k - 1))
+        groups = draw(st.sampled_from([1, 1, 2]))
+        ci = groups * cfg.block_in * draw(st.integers(1, 2))
+        co = groups * cfg.block_out * draw(st.integers(1, 3))
+        h = draw(st.integers(max(1, k - 2 * pad), 11))
+        w = draw(st.integers(max(1, k - 2 * pad), 11))
+        return Conv2d(cfg.batch * draw(st.integers(1, 2)), ci, h, w, co, k, stride, pad, groups)
+
+    return conv()
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_random_conv2d(name: str) -> None:
+    cfg = PRESETS[name]
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(wl=_conv_shapes(cfg), requant=st.booleans(), seed=st.integers(0, 1 << 16))
+    def prop(wl: Conv2d, requant: bool, seed: int) -> None:
+        check(wl, cfg, REQUANT if requant else None, seed=seed)
+
+    prop()
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_random_dense(name: str) -> None:
+    cfg = PRESETS[name]
+
+    @settings(max_examples=12, deadline=None)
+    @given(m=st.integers(1, 6), n=st.integers(1, 6), k=st.integers(1, 6), batches=st.sampled_from([0, 0, 2]),
+           requant=st.booleans(), seed=st.integers(0, 1 << 16))
+    def prop(m: int, n: int, k: int, batches: int, requant: bool, seed: int) -> None:
+        wl = Dense(m * cfg.batch, n * cfg.block_out, k * cfg.block_in, batches)
+        check(wl, cfg, REQUANT if requant else None, seed=seed)
+
+    prop()
+
+
+@pytest.mark.parametrize("tiling", [ConvTiling(1, 1, 1, 1, 1), ConvTiling(2, 2, 3, 2, 2), ConvTiling(1, 6, 6, 1, 3)])
+def test_any_fitting_tiling_is_exact(tiling: ConvTiling) -> None:
+    cfg = PRESETS["tiny"]
+    check(Conv2d(1, 8, 6, 6, 8, 3, 1, 1), cfg, REQUANT, tiling=tiling)
+    check(Dense(2, 8, 12), cfg, REQUANT, tiling=DenseTiling(2, 1, 3, tiling.slots))
+
+
+def test_double_buffering_overlaps_loads_with_compute() -> None:
+    cfg = PRESETS["default"]
+    wl = resnet_layer("C8", cfg)
+    one = check(wl, cfg, REQUANT, tiling=ConvTiling(4, 14, 14, 4, 1))[1]
+    two = check(wl, cfg, REQUANT, tiling=ConvTiling(4, 14, 14, 4, 2))[1]
+    assert two.cycles < 0.9 * one.cycles
+    assert two.token_wait_cycles["compute"] < 0.05 * one.token_wait_cycles["compute"]  # GEMMs never wait for data
+    assert two.gemm_utilization > 0.9
+
+
+def test_kernel_structure() -> None:
+    """A 3x3 conv tile: micro-kernels fold the two longest loops, and are loaded once."""
+    cfg = PRESETS["default"]
+    built = build(Conv2d(1, 32, 8, 8, 32, 3, 1, 1), cfg, tiling=ConvTiling(2, 8, 8, 2, 1))
+    gemms = [i for i in built.kernel.insns if i.opcode == Opcode.GEMM and not i.reset]
+    assert len(gemms) == 1
+    g = gemms[0]
+    assert (g.iter_out, g.iter_in) == (8, 8) and g.uop_end - g.uop_bgn == 2 * 2 * 9
+    assert (g.dst_factor_out, g.dst_factor_in, g.src_factor_out, g.src_factor_in) == (8, 1, 10, 1)
+    uop_loads = [i for i in built.kernel.insns if i.opcode == Opcode.LOAD and i.memory_type == 0]
+    assert len(uop_loads) == built.kernel.stats["kernels"]
+    ins, expect = operands(built.kernel and Conv2d(1, 32, 8, 8, 32, 3, 1, 1), cfg, None)
+    got, _ = run_built(built, ins)
+    assert np.array_equal(got, expect)
+
+
+def test_scratchpad_overflow_is_reported() -> None:
+    cfg = PRESETS["tiny"]
+    wl = Conv2d(1, 8, 16, 16, 8, 3, 1, 1)
+    t = ConvTiling(2, 16, 16, 2, 2)
+    assert conv_needs(wl, cfg, t)["inp"] > cfg.inp_depth
+    with pytest.raises(LoweringError, match=r"the inp buffer of 1x4_.* has 256 entries; this schedule needs \d+ "
+                                            r"\(Dp 1x648\)"):
+        lower(conv2d_schedule(wl, cfg, t).func, cfg, slots=2)
+
+
+def test_unscheduled_function_is_refused() -> None:
+    cfg = PRESETS["tiny"]
+    f = Conv2d(1, 4, 4, 4, 4, 1).func(cfg)
+    with pytest.raises(LoweringError, match="block conv2d must be a single store without init"):
+        lower(f, cfg)
+
+
+def test_non_alu_epilogue_is_refused() -> None:
+    from vta.compiler.tir.schedule import Schedule
+    from vta.compiler.tir.stmt import BufferStore
+    import dataclasses
+
+    cfg = PRESETS["tiny"]
+    sch = conv2d_schedule(Conv2d(1, 4, 4, 4, 4, 1), cfg, ConvTiling(1, 4, 4, 1, 1), Epilogue(shift=2))
+    blk = sch._block_node("epilogue")
+    st_ = blk.body
+    odd = dataclasses.replace(blk, body=BufferStore(st_.buffer, st_.value.value.a.a // 3, st_.indices))  # type: ignore[attr-defined]
+    from vta.compiler.tir.transform import replace_stmt
+
+    f = dataclasses.replace(sch.func, body=replace_stmt(sch.func.body, lambda x: odd if x is blk else None))
+    with pytest.raises(LoweringError, match="block epilogue: division by 3; the ALU divides by powers of two"):
+        lower(f, cfg)
+    assert isinstance(sch, Schedule)
