@@ -111,7 +111,7 @@ def _conv_blocks(wl: Conv2d, cfg: Config) -> tuple[int, int, int, int]:
 
 def conv_needs(wl: Conv2d, cfg: Config, t: ConvTiling, epilogue: Epilogue | None = None) -> dict[str, int]:
     """Scratchpad entries (and GEMM micro-ops) a tiling uses."""
-    k, s = wl.kernel, wl.stride
+    k, s = wl.kernel, (1 if wl.kernel == 1 else wl.stride)  # a 1x1 kernel reads only the pixels it uses
     rows, cols = (t.th - 1) * s + k, (t.tw - 1) * s + k
     acc = t.tco * t.th * t.tw + (t.tco if epilogue is not None and epilogue.bias else 0)
     return {"inp": t.slots * t.tci * rows * cols, "wgt": t.slots * t.tco * t.tci * k * k, "acc": t.slots * acc,
@@ -149,7 +149,7 @@ def conv_cost(wl: Conv2d, cfg: Config, t: ConvTiling) -> float:
     traffic at the bus width; with two slots they overlap."""
     nb, co, ci, _ = _conv_blocks(wl, cfg)
     oh, ow = wl.out_hw
-    k, s = wl.kernel, wl.stride
+    k, s = wl.kernel, (1 if wl.kernel == 1 else wl.stride)
     tiles = nb * (co // t.tco) * (oh // t.th) * (ow // t.tw)
     steps = tiles * (ci // t.tci)
     rows, cols = (t.th - 1) * s + k, (t.tw - 1) * s + k
@@ -240,9 +240,12 @@ def conv2d_schedule(wl: Conv2d, cfg: Config, t: ConvTiling, epilogue: Epilogue |
     c0_0, c0_1 = sch.split(c0, [None, t.tci])
     sch.reorder(n0, o0_0, y_0, x_0, c0_0, o0_1, y_1, x_1, c0_1, ky, kx, n1, o1, c1)
     stages = _outputs(sch, conv, epilogue is not None)
-    if wl.pad:
-        sch.set_scope("Dp", "inp")
-        sch.compute_at("pad", c0_0)
+    staged = [("Dp", "pad")] * bool(wl.pad) + [("Ds", "subsample")] * (wl.kernel == 1 and wl.stride > 1)
+    if staged:  # the stage reading D becomes the DMA; any other is computed inline into it
+        for buf, blk in staged[:-1]:
+            sch.compute_inline(blk)
+        sch.set_scope(staged[-1][0], "inp")
+        sch.compute_at(staged[-1][1], c0_0)
     else:
         sch.compute_at(sch.cache_read(conv, 1, "inp"), c0_0)
     sch.compute_at(sch.cache_read(conv, 2, "wgt"), c0_0)

@@ -85,6 +85,11 @@ def conv2d_packed(batch: int, in_ch: int, h: int, w: int, out_ch: int, kernel: i
         src = Buffer("Dp", (batch // bn, in_ch // bi, h + 2 * pad, w + 2 * pad, bn, bi), in_dtype)
         stages.append(_pad_stage(d, src, pad))
         allocs.append(src)
+    if kernel == 1 and stride > 1:  # a subsampling stage: the DMA reads only the pixels used
+        sub = Buffer("Ds", (batch // bn, in_ch // bi, oh, ow, bn, bi), in_dtype)
+        stages.append(_subsample_stage(src, sub, stride))
+        allocs.append(sub)
+        src, stride = sub, 1
     sp = [("n0", batch // bn), ("o0", out_ch // bo), ("y", oh), ("x", ow), ("n1", bn), ("o1", bo)]
     rd = [("c0", cin_g // bi), ("ky", kernel), ("kx", kernel), ("c1", bi)]
     loops = [(Var(name), n) for name, n in sp + rd]
@@ -104,6 +109,18 @@ def conv2d_packed(batch: int, in_ch: int, h: int, w: int, out_ch: int, kernel: i
     )
     stages.append(_nest(loops, BlockRealize(tuple(v for v, _ in loops), IntImm(1), block)))
     return PrimFunc("conv2d", (d, wt, out), seq(*stages), allocs=tuple(allocs))
+
+
+def _subsample_stage(d: Buffer, ds: Buffer, stride: int) -> Stmt:
+    """``Ds[.., y, x, ..] = D[.., y * stride, x * stride, ..]``."""
+    loops = [Var(n) for n in ("n0", "c0", "y", "x", "n1", "c1")]
+    ivs = [IterVar(Var(f"v{v.name}"), ds.shape[i]) for i, v in enumerate(loops)]
+    n0, c0, y, x, n1, c1 = (iv.var for iv in ivs)
+    src = d[n0, c0, y * stride, x * stride, n1, c1]  # type: ignore[index,operator]
+    blk = Block("subsample", tuple(ivs), reads=(src,), writes=(ds[n0, c0, y, x, n1, c1],),  # type: ignore[index]
+                body=BufferStore(ds, src, (n0, c0, y, x, n1, c1)))
+    return _nest([(v, ds.shape[i].value) for i, v in enumerate(loops)],  # type: ignore[attr-defined]
+                 BlockRealize(tuple(loops), IntImm(1), blk))
 
 
 def _pad_stage(d: Buffer, dp: Buffer, pad: int) -> Stmt:
