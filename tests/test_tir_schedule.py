@@ -273,3 +273,65 @@ def test_compute_inline() -> None:
         Schedule(dense(M, N, K)).compute_inline("dense")
     with pytest.raises(ScheduleError, match="C is a parameter of two_step"):
         Schedule(_two_step()).compute_inline("add")
+
+
+def test_reverse_compute_inline() -> None:
+    sch = Schedule(_two_step())
+    sch.reverse_compute_inline("add")
+    text = str(sch.func)
+    assert 'block("add")' not in text and "T = alloc_buffer" not in text
+    assert "C[vi, vj] = A[vi, vj] * 2 + 1" in text and "writes(C[vi, vj])" in text
+    assert sch.trace_str().endswith("sch.reverse_compute_inline('add')")
+    a = np.arange(12, dtype=np.int32).reshape(4, 3)
+    c = np.zeros((4, 3), np.int32)
+    run(sch.func, a, c)
+    assert np.array_equal(c, a * 2 + 1)
+    with pytest.raises(ScheduleError, match="reverse_compute_inline: block add reads no intermediate buffer"):
+        sch2 = Schedule(_two_step())
+        sch2.compute_inline("scale")
+        sch2.reverse_compute_inline("add")
+    with pytest.raises(ScheduleError, match="the producer dense is a reduction"):
+        s3 = Schedule(dense(M, N, K))
+        s3.cache_write("dense", 0, "global")
+        s3.reverse_compute_inline("C_global")
+
+
+def test_blockize_and_block_tensorize() -> None:
+    from vta.compiler.tir.intrin import IntrinCall, gemm_intrin
+    from vta.compiler.tir.transform import walk_stmt
+    from vta.isa import PRESETS
+
+    cfg = PRESETS["tiny"]
+    sch = Schedule(dense(4, 8, 8))
+    i, j, k = sch.get_loops(sch.get_block("dense"))
+    i0, i1 = sch.split(i, [None, cfg.batch])
+    j0, j1 = sch.split(j, [None, cfg.block_out])
+    k0, k1 = sch.split(k, [None, cfg.block_in])
+    sch.reorder(i0, j0, k0, i1, j1, k1)
+    a, w = sch.cache_read("dense", 1, "inp"), sch.cache_read("dense", 2, "wgt")
+    c = sch.cache_write("dense", 0, "acc")
+    sch.compute_at(a, k0)
+    sch.compute_at(w, k0)
+    sch.reverse_compute_at(c, j0)
+    sch.decompose_reduction("dense", k0)
+    outer = sch.blockize(i1)
+    text = str(sch.func)
+    assert f'with block("{outer}"):' in text
+    assert "reads(C_acc[i_0, j_0 * 4:j_0 * 4 + 4], A_inp[i_0, k_0 * 4:k_0 * 4 + 4], " \
+        "W_wgt[j_0 * 4:j_0 * 4 + 4, k_0 * 4:k_0 * 4 + 4])" in text
+    rng = np.random.default_rng(3)
+    av, wv = rng.integers(-9, 9, (4, 8)).astype(np.int8), rng.integers(-9, 9, (8, 8)).astype(np.int8)
+    ref = av.astype(np.int32) @ wv.astype(np.int32).T
+    cv = np.zeros((4, 8), np.int32)
+    run(sch.func, av, wv, cv)
+    assert np.array_equal(cv, ref)
+    with pytest.raises(ScheduleError, match="tensorize: block dense_init is not a blockized loop nest"):
+        sch.tensorize("dense_init", gemm_intrin(cfg))
+    sch.tensorize(outer, gemm_intrin(cfg))
+    assert any(isinstance(x, IntrinCall) for x in walk_stmt(sch.func.body))
+    assert f"sch.tensorize({outer!r}, gemm_1x4x4)" in sch.trace_str()
+    cv[:] = 0
+    run(sch.func, av, wv, cv)
+    assert np.array_equal(cv, ref)
+    with pytest.raises(ScheduleError, match="blockize: loop k_0 must hold exactly one block, it holds 2"):
+        sch.blockize(k0)

@@ -92,8 +92,15 @@ def _leaves(s: Stmt, path: tuple[For, ...] = ()):  # type: ignore[no-untyped-def
     elif isinstance(s, SeqStmt):
         for x in s.stmts:
             yield from _leaves(x, path)
+    elif _transparent(s):
+        yield from _leaves(s.block.body, path)  # type: ignore[attr-defined]
     elif isinstance(s, (BlockRealize, IntrinCall)):
         yield path, s
+
+
+def _transparent(s: Stmt) -> bool:
+    """A blockized nest (a block without iterators around loops): lowered as its contents."""
+    return isinstance(s, BlockRealize) and not s.block.iter_vars and not isinstance(s.block.body, BufferStore)
 
 
 def _buffers_of(leaf: Stmt) -> set[Buffer]:
@@ -106,9 +113,12 @@ def _buffers_of(leaf: Stmt) -> set[Buffer]:
 def _chain(s: For) -> tuple[list[For], Stmt | None]:
     """The perfect loop chain from ``s`` and its leaf, or (loops, None) if it branches."""
     loops = []
-    while isinstance(s, For):
-        loops.append(s)
-        s = s.body  # type: ignore[assignment]
+    while isinstance(s, For) or _transparent(s):
+        if isinstance(s, For):
+            loops.append(s)
+            s = s.body  # type: ignore[assignment]
+        else:
+            s = s.block.body  # type: ignore[attr-defined]
     return loops, (s if isinstance(s, (BlockRealize, IntrinCall)) else None)
 
 
@@ -415,6 +425,8 @@ class _Lowering:
                 inner = {**env, s.var: i}
                 self._new_instances(s, inner)
                 self._stmt(s.body, inner)
+        elif _transparent(s):
+            self._stmt(s.block.body, env)  # type: ignore[attr-defined]
         elif isinstance(s, (BlockRealize, IntrinCall)):
             self._leaf([], s, env)
         else:

@@ -47,6 +47,9 @@ def touched_region(scope: Stmt, buffer: Buffer, write: bool) -> tuple[Range, ...
             n = s.extent.value if isinstance(s.extent, IntImm) else None
             visit(s.body, {**inner, s.var: n} if n is not None else {**inner, s.var: -1})
             return
+        if isinstance(s, BlockRealize) and not s.block.iter_vars and not isinstance(s.block.body, BufferStore):
+            visit(s.block.body, inner)  # a blockized nest: look inside
+            return
         if isinstance(s, BlockRealize):
             binding = dict(zip((iv.var for iv in s.block.iter_vars), s.iter_values))
             ranges = {v: (0, n - 1) for v, n in inner.items() if n > 0}

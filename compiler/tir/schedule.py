@@ -5,10 +5,12 @@ prints as Python that replays them (`Schedule.trace_str`). Loops are referred to
 their loop variables (what `get_loops` returns); blocks by name. Every primitive checks
 that it is legal and raises `ScheduleError` naming the loop or block when it is not.
 
-Primitives so far: `split`, `fuse`, `reorder`, `parallel`, `vectorize`, `unroll`, `bind`,
-`annotate`, `cache_read`, `cache_write`, `compute_at` and `reverse_compute_at` (for the
-copy blocks the cache primitives make), `decompose_reduction`, `tensorize` (loop-level,
-against a `TensorIntrin`), `compute_inline`. Next: reverse_compute_inline and blockize.
+Primitives: `split`, `fuse`, `reorder`, `parallel`, `vectorize`, `unroll`, `bind`,
+`annotate`, `set_scope`, `cache_read`, `cache_write`, `compute_at` and
+`reverse_compute_at` (for elementwise stages: the copies the cache primitives make,
+padding, epilogues), `decompose_reduction`, `compute_inline`, `reverse_compute_inline`,
+`blockize`, and `tensorize` (of a loop nest or a blockized block, against a
+`TensorIntrin`).
 """
 
 from __future__ import annotations
@@ -304,19 +306,29 @@ class Schedule:
         self.trace.append(f"{init_name} = sch.decompose_reduction({block!r}, {loop.name})")
         return init_name
 
-    def tensorize(self, loop: Var, intrin: TensorIntrin) -> None:
-        """Replace the nest under (and including) ``loop`` with a call of ``intrin``, after
-        matching it structurally against the intrinsic's semantics."""
+    def tensorize(self, target: Var | str, intrin: TensorIntrin) -> None:
+        """Replace the nest under (and including) loop ``target``, or the body of the
+        blockized block ``target``, with a call of ``intrin``, after matching it
+        structurally against the intrinsic's semantics."""
         from .tensorize import TensorizeMismatch, match
 
-        f = self._loop(loop)
+        if isinstance(target, str):
+            blk = self._block_node(target)
+            if blk.iter_vars or not isinstance(blk.body, For):
+                raise ScheduleError(f"tensorize: block {target} is not a blockized loop nest (use blockize first)")
+            f, old, what = blk.body, next(x for x in walk_stmt(self.func.body)
+                                          if isinstance(x, BlockRealize) and x.block is blk), f"block {target}"
+        else:
+            f = old = self._loop(target)
+            what = target.name
         try:
             regions = match(f, intrin)
         except TensorizeMismatch as e:
-            raise ScheduleError(f"tensorize {loop.name} with {intrin.name}: {e}") from None
+            raise ScheduleError(f"tensorize {what} with {intrin.name}: {e}") from None
         call = IntrinCall(intrin, regions)
-        self.func = dataclasses.replace(self.func, body=replace_stmt(self.func.body, lambda x: call if x is f else None))
-        self.trace.append(f"sch.tensorize({loop.name}, {intrin.name})")
+        self.func = dataclasses.replace(self.func, body=replace_stmt(self.func.body,
+                                                                       lambda x: call if x is old else None))
+        self.trace.append(f"sch.tensorize({target.name if isinstance(target, Var) else repr(target)}, {intrin.name})")
 
     def compute_inline(self, block: str) -> None:
         """Inline the elementwise ``block`` (``B[v...] = expr``, spatial iterators only) into
@@ -371,6 +383,90 @@ class Schedule:
         body = replace_stmt(seq(*stmts), consumer)
         self.func = dataclasses.replace(self.func, body=body, allocs=tuple(b for b in self.func.allocs if b is not buf))
         self.trace.append(f"sch.compute_inline({block!r})")
+
+    def reverse_compute_inline(self, block: str) -> None:
+        """Inline the elementwise consumer ``block`` (``C[v...] = f(B[v...], ...)``) into the
+        elementwise block that produces ``B``: the producer then writes ``C`` directly, and
+        ``block`` and ``B`` are removed. ``B`` must be an intermediate buffer that only
+        ``block`` reads."""
+        cons = self._block_node(block)
+        why = _elementwise_nest_problem(self._root_nest(block), cons)
+        if why:
+            raise ScheduleError(f"reverse_compute_inline: block {block} {why}")
+        ivars = tuple(iv.var for iv in cons.iter_vars)
+        inputs = [r.buffer for r in cons.reads if r.buffer in self.func.allocs]
+        if not inputs:
+            raise ScheduleError(f"reverse_compute_inline: block {block} reads no intermediate buffer")
+        buf = inputs[0]
+        if not _reads_at(cons, buf, ivars):
+            raise ScheduleError(f"reverse_compute_inline: block {block} must read {buf.name} at its own iterators")
+        writers = [x for x in walk_stmt(self.func.body) if isinstance(x, Block) and
+                   any(isinstance(st, BufferStore) and st.buffer is buf for st in walk_stmt(x.body))]
+        readers = [x for x in walk_stmt(self.func.body) if isinstance(x, Block) and x is not cons and
+                   any(r.buffer is buf for r in x.reads)]
+        for prod in writers:
+            if prod.init is not None or any(iv.kind == "R" for iv in prod.iter_vars) or \
+                    not isinstance(prod.body, BufferStore):
+                raise ScheduleError(f"reverse_compute_inline: the producer {prod.name} is a reduction; its partial "
+                                    "results cannot be transformed")
+        readers = [x for x in readers if x not in writers]
+        if len(writers) != 1 or readers:
+            raise ScheduleError(f"reverse_compute_inline: {buf.name} must be written by one block and read by "
+                                f"{block} alone")
+        prod = writers[0]
+        st = prod.body
+        out = cons.body.buffer  # type: ignore[attr-defined]
+        at_idx = dict(zip(ivars, st.indices))
+
+        def inline(e: Expr) -> Expr:
+            if isinstance(e, BufferLoad) and e.buffer is buf:
+                return st.value
+            if isinstance(e, BufferLoad):
+                return BufferLoad(e.buffer, tuple(substitute(i, at_idx) for i in e.indices))
+            kids = children(e)
+            return rebuild(e, tuple(inline(k) for k in kids)) if kids else substitute(e, at_idx)
+
+        value = inline(cons.body.value)  # type: ignore[attr-defined]
+        extra = tuple(BufferRegion(r.buffer, tuple(Range(substitute(g.min, at_idx), g.extent) for g in r.region))
+                      for r in cons.reads if r.buffer is not buf)
+        new_prod = dataclasses.replace(prod, body=BufferStore(out, value, st.indices), reads=prod.reads + extra,
+                                       writes=tuple(BufferRegion(out, r.region) if r.buffer is buf else r
+                                                    for r in prod.writes))
+        stmts = list(self.func.body.stmts if isinstance(self.func.body, SeqStmt) else (self.func.body,))
+        del stmts[self._root_index(block)]
+        body = replace_stmt(seq(*stmts), lambda x: new_prod if x is prod else None)
+        self.func = dataclasses.replace(self.func, body=body, allocs=tuple(b for b in self.func.allocs if b is not buf))
+        self.trace.append(f"sch.reverse_compute_inline({block!r})")
+
+    def blockize(self, loop: Var) -> str:
+        """Wrap ``loop`` and everything under it in a new block (``<inner>_o``, returned)
+        whose reads and writes are the regions the nest touches: the unit that block-level
+        `tensorize` matches and replaces."""
+        f = self._loop(loop)
+        inner = [x for x in walk_stmt(f.body) if isinstance(x, Block)]
+        if len(inner) != 1:
+            raise ScheduleError(f"blockize: loop {loop.name} must hold exactly one block, it holds {len(inner)}")
+        bufs: list[Buffer] = []
+        for r in (*inner[0].reads, *inner[0].writes):
+            if r.buffer not in bufs:
+                bufs.append(r.buffer)
+        reads = tuple(BufferRegion(b, touched_region(f, b, False)) for b in bufs
+                      if any(r.buffer is b for r in inner[0].reads))
+        writes = tuple(BufferRegion(b, touched_region(f, b, True)) for b in bufs
+                       if any(r.buffer is b for r in inner[0].writes))
+        name = f"{inner[0].name}_o"
+        taken = {x.name for x in walk_stmt(self.func.body) if isinstance(x, Block)}
+        while name in taken:
+            name += "_"
+        outer = BlockRealize((), IntImm(1), Block(name, (), reads, writes, f))
+        self.func = dataclasses.replace(self.func, body=replace_stmt(self.func.body,
+                                                                       lambda x: outer if x is f else None))
+        self.trace.append(f"{name} = sch.blockize({loop.name})")
+        return name
+
+    def _root_nest(self, block: str) -> Stmt:
+        stmts = self.func.body.stmts if isinstance(self.func.body, SeqStmt) else (self.func.body,)
+        return stmts[self._root_index(block)]
 
     # ---- caches and placement ------------------------------------------------------
     def _block_node(self, name: str) -> Block:
