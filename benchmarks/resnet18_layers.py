@@ -30,16 +30,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from accel_check import operands  # noqa: E402
-
-from vta.compiler.accel.build import build  # noqa: E402
-from vta.compiler.accel.reference import conv2d_nchw  # noqa: E402
-from vta.compiler.accel.schedules import Conv2d  # noqa: E402
-from vta.compiler.accel.tune import TuningLog, tune  # noqa: E402
-from vta.compiler.tir.ops import Epilogue  # noqa: E402
-from vta.isa import Config, MemType, resolve  # noqa: E402
-from vta.runtime import open_device  # noqa: E402
-from vta.runtime.execute import run_program  # noqa: E402
+from accel_check import operands
+from vta.compiler.accel.build import build
+from vta.compiler.accel.reference import conv2d_nchw
+from vta.compiler.accel.schedules import Conv2d
+from vta.compiler.accel.tune import TuningLog, tune
+from vta.compiler.tir.ops import Epilogue
+from vta.isa import Config, MemType, resolve
+from vta.runtime import open_device
+from vta.runtime.execute import run_program
 
 LAYERS = {  # H, W, Cin, Cout, kernel, pad, stride
     "C2": (56, 56, 64, 64, 3, 1, 1), "C3": (56, 56, 64, 128, 3, 1, 2), "C4": (56, 56, 64, 128, 1, 0, 2),

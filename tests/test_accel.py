@@ -10,7 +10,6 @@ import pytest
 from accel_check import check, operands, run_built
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from vta.compiler.accel import LoweringError, lower
 from vta.compiler.accel.build import build
 from vta.compiler.accel.schedules import Conv2d, ConvTiling, Dense, DenseTiling, conv2d_schedule, conv_needs
@@ -154,9 +153,10 @@ def test_unscheduled_function_is_refused() -> None:
 
 
 def test_non_alu_epilogue_is_refused() -> None:
+    import dataclasses
+
     from vta.compiler.tir.schedule import Schedule
     from vta.compiler.tir.stmt import BufferStore
-    import dataclasses
 
     cfg = PRESETS["tiny"]
     sch = conv2d_schedule(Conv2d(1, 4, 4, 4, 4, 1), cfg, ConvTiling(1, 4, 4, 1, 1), Epilogue(shift=2))

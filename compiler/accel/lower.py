@@ -33,12 +33,35 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from vta.compiler.tir.expr import Add, Expr, FloorDiv, IntImm, Max, Min, Mul, Sub, Var, children, free_vars, substitute
+from vta.compiler.tir.expr import (
+    Add,
+    Expr,
+    FloorDiv,
+    IntImm,
+    Max,
+    Min,
+    Mul,
+    Select,
+    Sub,
+    Var,
+    children,
+    free_vars,
+    substitute,
+)
 from vta.compiler.tir.intrin import IntrinCall
 from vta.compiler.tir.simplify import Linear, linear_form, simplify
-from vta.compiler.tir.stmt import Block, BlockRealize, Buffer, BufferLoad, BufferStore, Cast, For, PrimFunc, SeqStmt, Stmt
-from vta.compiler.tir.expr import Select
+from vta.compiler.tir.stmt import (
+    Block,
+    BlockRealize,
+    Buffer,
+    BufferLoad,
+    BufferStore,
+    Cast,
+    For,
+    PrimFunc,
+    SeqStmt,
+    Stmt,
+)
 from vta.compiler.tir.transform import walk_stmt
 from vta.isa import AluOp, Config, Insn, MemType, Opcode, Program, Segment
 from vta.isa.errors import VTAError

@@ -3,7 +3,15 @@ compiled kernels are compared with bit for bit."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from vta.compiler.tir.ops import Epilogue
+    from vta.isa import Config
+
+    from .schedules import Conv2d, Dense
 
 
 def pack(x: np.ndarray, b0: int, b1: int) -> np.ndarray:
@@ -22,7 +30,7 @@ def unpack(y: np.ndarray) -> np.ndarray:
 
 def conv2d_nchw(x: np.ndarray, w: np.ndarray, stride: int = 1, pad: int = 0, groups: int = 1) -> np.ndarray:
     """``x`` NCHW, ``w`` OIHW (I: channels per group) to NCHW, exact in int64."""
-    n, c, h, wd = x.shape
+    n, _, h, wd = x.shape
     o, cg, k, _ = w.shape
     xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     oh, ow = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
@@ -44,3 +52,41 @@ def conv2d_nchw(x: np.ndarray, w: np.ndarray, stride: int = 1, pad: int = 0, gro
 
 def wrap32(x: np.ndarray) -> np.ndarray:
     return (((x.astype(np.int64) + (1 << 31)) % (1 << 32)) - (1 << 31)).astype(np.int32)
+
+
+def operands(wl: Conv2d | Dense, cfg: Config, epilogue: Epilogue | None, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Random packed inputs of ``wl`` (in the compiled kernel's parameter order, the bias
+    folded by the epilogue) and the expected packed output, from the numpy reference."""
+    from .schedules import Conv2d
+
+    rng = np.random.default_rng(seed)
+    bn, bi, bo = cfg.batch, cfg.block_in, cfg.block_out
+    if isinstance(wl, Conv2d):
+        x = rng.integers(-128, 128, (wl.batch, wl.in_ch, wl.h, wl.w))
+        w = rng.integers(-128, 128, (wl.out_ch, wl.in_ch // wl.groups, wl.kernel, wl.kernel))
+        acc = wrap32(conv2d_nchw(x, w, wl.stride, wl.pad, wl.groups))
+        ins = [pack(x, bn, bi).astype(np.int8), pack(w, bo, bi).astype(np.int8)]
+        channels = wl.out_ch
+    else:
+        g = (wl.batches,) if wl.batches else ()
+        a = rng.integers(-128, 128, (*g, wl.m, wl.k))
+        w = rng.integers(-128, 128, (*g, wl.n, wl.k))
+        acc = wrap32(np.einsum("...mk,...nk->...mn", a, w))
+        if wl.batches:
+            ins = [np.stack([pack(a[i], bn, bi) for i in range(wl.batches)]).astype(np.int8),
+                   np.stack([pack(w[i], bo, bi) for i in range(wl.batches)]).astype(np.int8)]
+        else:
+            ins = [pack(a, bn, bi).astype(np.int8), pack(w, bo, bi).astype(np.int8)]
+        channels = wl.n
+    bias = None
+    if epilogue is not None and epilogue.bias:
+        bias = rng.integers(-5000, 5000, channels)
+        packed_bias = np.repeat(epilogue.fold_bias(bias).reshape(channels // bo, 1, bo), bn, axis=1)
+        ins.append(packed_bias)
+    if isinstance(wl, Conv2d):
+        expect = acc if epilogue is None else epilogue.reference(acc, None if bias is None else bias[None, :, None, None])
+        out = pack(expect, bn, bo)
+    else:
+        expect = acc if epilogue is None else epilogue.reference(acc, bias)
+        out = np.stack([pack(expect[i], bn, bo) for i in range(wl.batches)]) if wl.batches else pack(expect, bn, bo)
+    return ins, out

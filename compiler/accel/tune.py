@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from vta.compiler.tir.ops import Epilogue
 from vta.isa import Config
 from vta.isa.errors import VTAError

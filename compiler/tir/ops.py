@@ -16,9 +16,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
+
 from .expr import Expr, FloorDiv, IntImm, Var, and_, max_, min_, select
 from .simplify import simplify
-from .stmt import Block, BlockRealize, Buffer, BufferLoad, BufferStore, Cast, For, IterVar, PrimFunc, Stmt, seq
+from .stmt import Block, BlockRealize, Buffer, BufferStore, Cast, For, IterVar, PrimFunc, Stmt, seq
 
 IMM_MIN, IMM_MAX = -(1 << 15), (1 << 15) - 1  # the ALU immediate is a signed 16-bit value
 
@@ -233,17 +235,13 @@ class Epilogue:
             x = min_(x, hi)
         return Cast(self.out_dtype, x)
 
-    def fold_bias(self, bias: "np.ndarray") -> "np.ndarray":
+    def fold_bias(self, bias: np.ndarray) -> np.ndarray:
         """The int32 values the kernel's ``Bias`` parameter holds: ``b·m + 2^(shift-1)``, wrapped."""
-        import numpy as np
-
         v = bias.astype(np.int64) * self.multiplier + ((1 << (self.shift - 1)) if self.shift else 0)
         return (((v + (1 << 31)) % (1 << 32)) - (1 << 31)).astype(np.int32)
 
-    def reference(self, acc: "np.ndarray", bias: "np.ndarray | None" = None) -> "np.ndarray":
+    def reference(self, acc: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
         """The same recipe in numpy on int64 values (``bias`` broadcasts against ``acc``)."""
-        import numpy as np
-
         def wrap(v: np.ndarray) -> np.ndarray:
             return ((v + (1 << 31)) % (1 << 32)) - (1 << 31)
 

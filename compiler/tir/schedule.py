@@ -22,15 +22,26 @@ from collections.abc import Sequence
 from vta.isa.errors import VTAError
 
 from .expr import Expr, IntImm, Var, and_, children, free_vars, rebuild, substitute
-from .simplify import simplify
 from .intrin import IntrinCall, TensorIntrin
 from .region import touched_region
+from .simplify import simplify
 from .stmt import (
-    SCOPES, Block, BlockRealize, Buffer, BufferLoad, BufferRegion, BufferStore, For, IterVar, PrimFunc, Range, SeqStmt,
-    Stmt, seq,
+    SCOPES,
+    Block,
+    BlockRealize,
+    Buffer,
+    BufferLoad,
+    BufferRegion,
+    BufferStore,
+    For,
+    IterVar,
+    PrimFunc,
+    Range,
+    SeqStmt,
+    Stmt,
+    seq,
 )
 from .transform import replace_stmt, stmt_children, substitute_stmt, walk_stmt
-
 
 THREAD_AXES = ("blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z", "vthread")
 
