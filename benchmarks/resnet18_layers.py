@@ -22,30 +22,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from accel_check import operands
 from vta.compiler.accel.build import build
-from vta.compiler.accel.reference import conv2d_nchw
-from vta.compiler.accel.schedules import Conv2d
+from vta.compiler.accel.reference import conv2d_nchw, operands
+from vta.compiler.accel.schedules import RESNET18, Conv2d, resnet18_layer
 from vta.compiler.accel.tune import TuningLog, tune
 from vta.compiler.tir.ops import Epilogue
 from vta.isa import Config, MemType, resolve
 from vta.runtime import open_device
 from vta.runtime.execute import run_program
 
-LAYERS = {  # H, W, Cin, Cout, kernel, pad, stride
-    "C2": (56, 56, 64, 64, 3, 1, 1), "C3": (56, 56, 64, 128, 3, 1, 2), "C4": (56, 56, 64, 128, 1, 0, 2),
-    "C5": (28, 28, 128, 128, 3, 1, 1), "C6": (28, 28, 128, 256, 3, 1, 2), "C7": (28, 28, 128, 256, 1, 0, 2),
-    "C8": (14, 14, 256, 256, 3, 1, 1), "C9": (14, 14, 256, 512, 3, 1, 2), "C10": (14, 14, 256, 512, 1, 0, 2),
-    "C11": (7, 7, 512, 512, 3, 1, 1),
-}
+LAYERS = RESNET18
 EPILOGUES = {  # what follows the accumulation
     "requant": Epilogue(bias=True, multiplier=19, shift=11, relu=True),  # a quantized network's conv
     "shift": Epilogue(shift=8, relu=True),  # rounding shift and clip, as VTA's conv2d benchmarks do
@@ -83,8 +72,7 @@ def numpy_peer(wl: Conv2d, seed: int = 0) -> float:
 
 
 def run_layer(name: str, cfg: Config, log: TuningLog | None, trials: int, rtl: bool) -> dict[str, object]:
-    h, w, ci, co, k, p, s = LAYERS[name]
-    wl = Conv2d(cfg.batch, ci, h, w, co, k, s, p)
+    wl = resnet18_layer(name, cfg.batch)
     tune_s = 0.0
     if trials:
         t0 = time.perf_counter()

@@ -12,23 +12,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vta.compiler.accel import LoweringError, lower
 from vta.compiler.accel.build import build
-from vta.compiler.accel.schedules import Conv2d, ConvTiling, Dense, DenseTiling, conv2d_schedule, conv_needs
+from vta.compiler.accel.schedules import (
+    RESNET18,
+    Conv2d,
+    ConvTiling,
+    Dense,
+    DenseTiling,
+    conv2d_schedule,
+    conv_needs,
+    resnet18_layer,
+)
 from vta.compiler.tir.ops import Epilogue
 from vta.isa import PRESETS, Config, Opcode
 
 CONFIGS = ["default", "batch4", "nonsquare", "tiny"]  # tiny: the small-buffer config
-RESNET18 = {  # H, W, Cin, Cout, kernel, pad, stride
-    "C2": (56, 56, 64, 64, 3, 1, 1), "C3": (56, 56, 64, 128, 3, 1, 2), "C4": (56, 56, 64, 128, 1, 0, 2),
-    "C5": (28, 28, 128, 128, 3, 1, 1), "C6": (28, 28, 128, 256, 3, 1, 2), "C7": (28, 28, 128, 256, 1, 0, 2),
-    "C8": (14, 14, 256, 256, 3, 1, 1), "C9": (14, 14, 256, 512, 3, 1, 2), "C10": (14, 14, 256, 512, 1, 0, 2),
-    "C11": (7, 7, 512, 512, 3, 1, 1),
-}
 REQUANT = Epilogue(bias=True, multiplier=19, shift=11, zero_point=-2, relu=True)
 
 
 def resnet_layer(name: str, cfg: Config) -> Conv2d:
-    h, w, ci, co, k, p, s = RESNET18[name]
-    return Conv2d(cfg.batch, ci, h, w, co, k, s, p)
+    return resnet18_layer(name, cfg.batch)
 
 
 @pytest.mark.slow

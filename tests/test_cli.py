@@ -24,7 +24,7 @@ def vta(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("cmd", [[], ["config", "show"], ["config", "list"], ["asm"], ["disasm"], ["run"],
-                                 ["fuzz"], ["hw", "verilog"]])
+                                 ["fuzz"], ["hw", "verilog"], ["op"]])
 def test_help_has_example(cmd: list[str]) -> None:
     code, text = vta(*cmd, "--help")
     assert code == 0 and "Example" in text
@@ -100,3 +100,26 @@ def test_console_script_installed() -> None:
     r = subprocess.run([exe, "run", "--json", "--config", "tiny"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["bit_exact"] is True
+
+
+def test_op_conv2d_json_and_trace(tmp_path) -> None:
+    log = tmp_path / "tune.jsonl"
+    code, text = vta("op", "conv2d", "--shape", "1,8,6,6,8,3,1,1", "--config", "tiny", "--tune", "3",
+                     "--log", str(log), "--json", "--save", str(tmp_path / "conv.vtaprog"))
+    assert code == 0, text
+    report = json.loads(text[text.index("{"):])
+    assert report["bit_exact"] and report["cycles"] > 0 and report["kernel"]["gemm"] >= 2
+    assert len(log.read_text().splitlines()) == 3  # every measurement is logged
+    code, text = vta("run", str(tmp_path / "conv.vtaprog"), "--json")
+    assert code == 0 and json.loads(text)["outputs"]["Q"]
+    code, text = vta("op", "dense", "--shape", "4,8,8", "--config", "tiny", "--print", "trace", "--print", "ir")
+    assert code == 0 and "sch.tensorize(i1, gemm_1x4x4)" in text and "gemm_1x4x4(" in text and "bit-exact" in text
+
+
+def test_op_errors() -> None:
+    code, text = vta("op", "conv2d", "--shape", "1,7,6,6,8,3", "--config", "tiny")
+    assert code == 2 and "input channels 7 is not a multiple of the block 4" in text
+    code, text = vta("op", "conv2d", "--layer", "C99")
+    assert code == 1 and "no ResNet-18 layer 'C99'" in text
+    code, text = vta("op", "dense", "--shape", "4,8")
+    assert code == 2 and "--shape takes 3 or 4 integers, got 2" in text

@@ -336,5 +336,9 @@ def fuzz(spec: str | None, count: int, seed: int, phases: int, outdir: Path, as_
         sys.exit(1)
 
 
+from vta.cli_op import op  # noqa: E402  (registered after the shared helpers it uses)
+
+main.add_command(op)
+
 if __name__ == "__main__":
     main()

@@ -273,3 +273,19 @@ def dense_schedule(wl: Dense, cfg: Config, t: DenseTiling, epilogue: Epilogue | 
     sch.decompose_reduction(blk, k0_0)
     sch.tensorize(i1, gemm_intrin(cfg))
     return sch
+
+
+RESNET18 = {  # H, W, Cin, Cout, kernel, pad, stride: the convolution layers C2-C11
+    "C2": (56, 56, 64, 64, 3, 1, 1), "C3": (56, 56, 64, 128, 3, 1, 2), "C4": (56, 56, 64, 128, 1, 0, 2),
+    "C5": (28, 28, 128, 128, 3, 1, 1), "C6": (28, 28, 128, 256, 3, 1, 2), "C7": (28, 28, 128, 256, 1, 0, 2),
+    "C8": (14, 14, 256, 256, 3, 1, 1), "C9": (14, 14, 256, 512, 3, 1, 2), "C10": (14, 14, 256, 512, 1, 0, 2),
+    "C11": (7, 7, 512, 512, 3, 1, 1),
+}
+
+
+def resnet18_layer(name: str, batch: int = 1) -> Conv2d:
+    """ResNet-18's convolution layer ``name`` (C2-C11) with ``batch`` images."""
+    if name not in RESNET18:
+        raise VTAError(f"no ResNet-18 layer {name!r}; layers: {', '.join(RESNET18)}")
+    h, w, ci, co, k, p, s = RESNET18[name]
+    return Conv2d(batch, ci, h, w, co, k, s, p)
