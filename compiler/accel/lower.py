@@ -332,7 +332,15 @@ class _Lowering:
                 for r in leaf.block.reads:
                     readers[r.buffer] = readers.get(r.buffer, 0) + 1
         for _, leaf in leaves:
-            if isinstance(leaf, IntrinCall) or not isinstance(leaf.block.body, BufferStore):
+            if isinstance(leaf, IntrinCall):
+                if leaf.intrin.kind == "alu":
+                    d, a = leaf.regions[0], leaf.regions[1]
+                    if d.buffer is not a.buffer and d.buffer in scratch and a.buffer in scratch and \
+                            readers.get(a.buffer, 0) == 1 and d.buffer.shape == a.buffer.shape and \
+                            tuple(str(g.min) for g in d.region) == tuple(str(g.min) for g in a.region):
+                        out.append((d.buffer, a.buffer))
+                continue
+            if not isinstance(leaf.block.body, BufferStore):
                 continue
             st = leaf.block.body
             if st.buffer.scope != "acc" or st.buffer not in scratch:
@@ -457,7 +465,7 @@ class _Lowering:
 
     def _leaf(self, loops: list[For], leaf: Stmt, env: dict[Var, int]) -> None:
         if isinstance(leaf, IntrinCall):
-            self._gemm(loops, leaf, env)
+            self._call(loops, leaf, env)
             return
         assert isinstance(leaf, BlockRealize)
         blk = leaf.block
@@ -475,13 +483,13 @@ class _Lowering:
         dst = st.buffer
         loads = _loads_memo(value)
         if dst.scope in SCRATCH and any(ld.buffer.scope == "global" for ld in loads):
-            self._load(loops, blk, dst, idx, value, env)
+            self._load(loops, f"block {blk.name}", dst, idx, value, env)
         elif dst.scope == "global":
             src = value.value if isinstance(value, Cast) and value.dtype == dst.dtype else value
             if not (isinstance(src, BufferLoad) and src.buffer.scope == "acc"):
                 raise LoweringError(f"block {blk.name} writes global {dst.name} from {value}; only a copy "
                                     "from the acc scratchpad becomes a STORE")
-            self._store(loops, blk, dst, idx, src, env)
+            self._store(loops, f"block {blk.name}", dst, idx, src, env)
         elif dst.scope == "acc" and isinstance(value, IntImm) and value.value == 0:
             self._compute(loops, blk.name, env, dst, idx, None, [], reset=True)
         elif dst.scope == "acc":
@@ -543,6 +551,41 @@ class _Lowering:
                 raise LoweringError(f"{what}: an outer index {e} moves with the element's lanes")
         return rest
 
+    def _call(self, loops: list[For], call: IntrinCall, env: dict[Var, int]) -> None:
+        """A tensorized leaf: GEMM, DMA or ALU intrinsic (its lanes are implicit)."""
+        kind, name = call.intrin.kind, call.intrin.name
+        if kind == "gemm":
+            self._gemm(loops, call, env)
+            return
+        site = self.sites.get(id(call))
+        if site is None:  # each region as the index of its element's first lane
+            site = self.sites[id(call)] = tuple(
+                (r.buffer, tuple(g.min for g in r.region[:-2]) + (IntImm(0), IntImm(0))) for r in call.regions)
+        (b0, i0), *rest = site  # type: ignore[misc]
+        if kind == "load":
+            b1, i1 = rest[0]
+            self._load(loops, name, b0, i0, BufferLoad(b1, i1), env, lanes=False)
+        elif kind == "store":
+            b1, i1 = rest[0]
+            self._store(loops, name, b0, i0, BufferLoad(b1, i1), env, lanes=False)
+        elif kind == "alu":
+            op = {"min": AluOp.MIN, "max": AluOp.MAX, "add": AluOp.ADD, "mul": AluOp.MUL, "shr": AluOp.SHR}[
+                call.intrin.op]  # type: ignore[index]
+            a = rest[0]
+            if self.place.get(a[0]) is not self.place.get(b0) or tuple(map(str, a[1])) != tuple(map(str, i0)):
+                self._compute(loops, name, env, b0, i0, a, [(AluOp.MOV, None)], lanes=False)
+            if call.scalars:
+                value = int(np_eval(call.scalars[0], env))  # type: ignore[arg-type]
+                if op == AluOp.SHR:
+                    if value <= 0 or value & (value - 1):
+                        raise LoweringError(f"{name}: divisor {value} is not a power of two")
+                    value = value.bit_length() - 1
+                self._compute(loops, name, env, b0, i0, None, [(op, _imm(value, name))], lanes=False)
+            else:
+                self._compute(loops, name, env, b0, i0, rest[1], [(op, None)], lanes=False)
+        else:
+            raise LoweringError(f"intrinsic {name} ({kind}) has no accelerator lowering")
+
     # ---- compute: GEMM, reset, ALU ----
     def _gemm(self, loops: list[For], call: IntrinCall, env: dict[Var, int]) -> None:
         by_scope = {r.buffer.scope: r for r in call.regions}
@@ -557,8 +600,8 @@ class _Lowering:
 
     def _compute(self, loops: list[For], what: str, env: dict[Var, int], dst: Buffer, idx: tuple[Expr, ...],
                  src: tuple[Buffer, tuple[Expr, ...]] | None, ops: list[tuple[AluOp, int | None]],
-                 reset: bool = False) -> None:
-        rest = self._lanes(loops, idx, MemType.ACC, what)
+                 reset: bool = False, lanes: bool = True) -> None:
+        rest = self._lanes(loops, idx, MemType.ACC, what) if lanes else loops
         nest = {f.var for f in rest}
         d = self._entry(dst, idx, env, nest, what)
         if reset:
@@ -653,25 +696,25 @@ class _Lowering:
                                     "dimensions")
         return x, y, dims
 
-    def _load(self, loops: list[For], blk: Block, dst: Buffer, idx: tuple[Expr, ...], value: Expr,
-              env: dict[Var, int]) -> None:
+    def _load(self, loops: list[For], what: str, dst: Buffer, idx: tuple[Expr, ...], value: Expr,
+              env: dict[Var, int], lanes: bool = True) -> None:
         cond, pad_value = None, 0
         src = value
         if isinstance(src, Select):
             if not isinstance(src.f, IntImm):
-                raise LoweringError(f"block {blk.name}: the padding value {src.f} is not a constant")
+                raise LoweringError(f"{what}: the padding value {src.f} is not a constant")
             cond, pad_value, src = src.cond, src.f.value, src.t
         if not (isinstance(src, BufferLoad) and src.buffer.scope == "global"):
-            raise LoweringError(f"block {blk.name}: a load into {dst.name} must copy a global buffer, got {value}")
+            raise LoweringError(f"{what}: a load into {dst.name} must copy a global buffer, got {value}")
         if not -(1 << 7) <= pad_value < (1 << 7):
-            raise LoweringError(f"block {blk.name}: padding value {pad_value} does not fit the 8-bit pad field")
+            raise LoweringError(f"{what}: padding value {pad_value} does not fit the 8-bit pad field")
         mem = SCRATCH[dst.scope]
-        rest = self._lanes(loops, idx, mem, f"block {blk.name}")
-        if tuple(map(str, src.indices[-2:])) != tuple(map(str, idx[-2:])):
-            raise LoweringError(f"block {blk.name}: {src.buffer.name}'s lanes must be copied as they are")
+        rest = self._lanes(loops, idx, mem, what) if lanes else loops
+        if lanes and tuple(map(str, src.indices[-2:])) != tuple(map(str, idx[-2:])):
+            raise LoweringError(f"{what}: {src.buffer.name}'s lanes must be copied as they are")
         nest = {f.var for f in rest}
-        sram = self._entry(dst, idx, env, nest, f"block {blk.name}")
-        dram = self._dram(src.buffer, mem, src.indices, env, nest, f"block {blk.name}")
+        sram = self._entry(dst, idx, env, nest, what)
+        dram = self._dram(src.buffer, mem, src.indices, env, nest, what)
         padded = (free_vars(cond) & nest) if cond is not None else set()
         x, y, others = self._copy_dims(rest, sram, dram, padded)
         pad_limit = (1 << PAD_BITS) - 1
@@ -680,9 +723,9 @@ class _Lowering:
             d0 = dram.const + sum(v * dc for v, (_, _, dc, _) in zip(vals, others))
             t = b = lft = r = 0
             if cond is not None:
-                t, b, lft, r = self._pads(cond, env, rest, others, vals, x, y, blk.name)
+                t, b, lft, r = self._pads(cond, env, rest, others, vals, x, y, what)
                 if max(t, b, lft, r) > pad_limit:
-                    raise LoweringError(f"block {blk.name}: padding ({t}, {b}, {lft}, {r}) exceeds {pad_limit} "
+                    raise LoweringError(f"{what}: padding ({t}, {b}, {lft}, {r}) exceeds {pad_limit} "
                                         "entries on a side: use smaller tiles")
             ny, nx = y[0] - t - b, x[0] - lft - r
             insn = Insn.load(mem, s0, d0 + t * y[1] + lft, ny, nx, y[1], (t, b, lft, r), pad_value)
@@ -702,28 +745,28 @@ class _Lowering:
         mask = np.broadcast_to(np.asarray(np_eval(cond, local), bool), (y[0], x[0]))
         rows, cols = mask.any(axis=1), mask.any(axis=0)
         if not rows.any():
-            raise LoweringError(f"block {what}: a copied tile lies entirely in the padding")
+            raise LoweringError(f"{what}: a copied tile lies entirely in the padding")
         if not np.array_equal(mask, np.outer(rows, cols)):
-            raise LoweringError(f"block {what}: the padded area is not a border around a rectangle")
+            raise LoweringError(f"{what}: the padded area is not a border around a rectangle")
         ry, rx = np.flatnonzero(rows), np.flatnonzero(cols)
         if len(ry) != ry[-1] - ry[0] + 1 or len(rx) != rx[-1] - rx[0] + 1:
-            raise LoweringError(f"block {what}: the data inside the padding is not contiguous")
+            raise LoweringError(f"{what}: the data inside the padding is not contiguous")
         return int(ry[0]), int(y[0] - 1 - ry[-1]), int(rx[0]), int(x[0] - 1 - rx[-1])
 
-    def _store(self, loops: list[For], blk: Block, dst: Buffer, idx: tuple[Expr, ...], src: BufferLoad,
-               env: dict[Var, int]) -> None:
+    def _store(self, loops: list[For], what: str, dst: Buffer, idx: tuple[Expr, ...], src: BufferLoad,
+               env: dict[Var, int], lanes: bool = True) -> None:
         cfg = self.config
         bits = DTYPE_BITS.get(dst.dtype)
         mem = MemType.OUT if bits == cfg.out_width else MemType.ACC if bits == cfg.acc_width else None
         if mem is None:
-            raise LoweringError(f"block {blk.name}: {dst.name} is {dst.dtype}; a STORE writes {cfg.out_width}-bit "
+            raise LoweringError(f"{what}: {dst.name} is {dst.dtype}; a STORE writes {cfg.out_width}-bit "
                                 f"outputs or {cfg.acc_width}-bit accumulators")
-        rest = self._lanes(loops, src.indices, MemType.ACC, f"block {blk.name}")
-        if tuple(map(str, src.indices[-2:])) != tuple(map(str, idx[-2:])):
-            raise LoweringError(f"block {blk.name}: lanes must be stored as they are")
+        rest = self._lanes(loops, src.indices, MemType.ACC, what) if lanes else loops
+        if lanes and tuple(map(str, src.indices[-2:])) != tuple(map(str, idx[-2:])):
+            raise LoweringError(f"{what}: lanes must be stored as they are")
         nest = {f.var for f in rest}
-        sram = self._entry(src.buffer, src.indices, env, nest, f"block {blk.name}")
-        dram = self._dram(dst, mem, idx, env, nest, f"block {blk.name}")
+        sram = self._entry(src.buffer, src.indices, env, nest, what)
+        dram = self._dram(dst, mem, idx, env, nest, what)
         x, y, others = self._copy_dims(rest, sram, dram, set())
         self.written.add(dst)
         for vals in itertools.product(*[range(e) for _, e, _, _ in others]):

@@ -124,6 +124,8 @@ class _Interp:
                                  f"edge, the intrinsic needs {tuple(str(x) for x in p.shape)}")
             views.append(view)
         sub = _Interp(dict(zip(call.intrin.desc.params, views)))
+        for v, x in zip(call.intrin.scalars, call.scalars):
+            sub.env[v] = int(self.value(x))
         sub.run(call.intrin.desc.body)
 
     def block(self, b: Block, values: list[int]) -> None:

@@ -301,13 +301,14 @@ def _rename_param(s: Stmt, old: Buffer, new: Buffer) -> Stmt:
 def elementwise_packed(op: str, shape: tuple[int, ...], dtype: str = "int32") -> PrimFunc:
     """``C = A op B`` (``op``: add, multiply, min, max) on tensors of ``shape`` in the
     accumulator layout (innermost two dimensions: batch, block_out), wrapping to ``dtype``."""
-    fns = {"add": lambda a, b: a + b, "multiply": lambda a, b: a * b, "min": min_, "max": max_}
+    fns = {"add": lambda a, b: Cast(dtype, a + b), "multiply": lambda a, b: Cast(dtype, a * b), "min": min_,
+           "max": max_}
     if op not in fns:
         raise ValueError(f"elementwise_packed: op {op!r} is not one of {', '.join(fns)}")
     a, b, c = (Buffer(n, shape, dtype) for n in "ABC")
     ivs = [IterVar(Var(f"v{d}"), IntImm(n)) for d, n in enumerate(shape)]
     vs = tuple(iv.var for iv in ivs)
     blk = Block(op, tuple(ivs), reads=(a[vs], b[vs]), writes=(c[vs],),  # type: ignore[arg-type]
-                body=BufferStore(c, Cast(dtype, fns[op](a[vs], b[vs])), vs))  # type: ignore[arg-type]
+                body=BufferStore(c, fns[op](a[vs], b[vs]), vs))  # type: ignore[arg-type]
     loops = [(Var(f"i{d}"), n) for d, n in enumerate(shape)]
     return PrimFunc(op, (a, b, c), _nest(loops, BlockRealize(tuple(v for v, _ in loops), IntImm(1), blk)))

@@ -96,7 +96,9 @@ def _lines(s: object, ind: int, out: list[str]) -> None:
     elif isinstance(s, Block):  # a root block without a realize
         _block(None, ind, out, s)
     elif type(s).__name__ == "IntrinCall":
-        out.append(f"{pad}{s.intrin.name}({', '.join(_region(r) for r in s.regions)})")  # type: ignore[attr-defined]
+        args = [_region(r) for r in s.regions] + [  # type: ignore[attr-defined]
+            f"{v.name}={expr_str(x)}" for v, x in zip(s.intrin.scalars, s.scalars)]  # type: ignore[attr-defined]
+        out.append(f"{pad}{s.intrin.name}({', '.join(args)})")
     else:
         raise TypeError(f"not a statement: {s!r}")
 

@@ -321,7 +321,7 @@ class Schedule:
         """Replace the nest under (and including) loop ``target``, or the body of the
         blockized block ``target``, with a call of ``intrin``, after matching it
         structurally against the intrinsic's semantics."""
-        from .tensorize import TensorizeMismatch, match
+        from .tensorize import TensorizeMismatch, match_call
 
         if isinstance(target, str):
             blk = self._block_node(target)
@@ -333,10 +333,10 @@ class Schedule:
             f = old = self._loop(target)
             what = target.name
         try:
-            regions = match(f, intrin)
+            regions, scalars = match_call(f, intrin)
         except TensorizeMismatch as e:
             raise ScheduleError(f"tensorize {what} with {intrin.name}: {e}") from None
-        call = IntrinCall(intrin, regions)
+        call = IntrinCall(intrin, regions, scalars)
         self.func = dataclasses.replace(self.func, body=replace_stmt(self.func.body,
                                                                        lambda x: call if x is old else None))
         self.trace.append(f"sch.tensorize({target.name if isinstance(target, Var) else repr(target)}, {intrin.name})")
@@ -555,7 +555,7 @@ class Schedule:
                 return _rename_buffer(x, old, new, reads=True, writes=True)
             if isinstance(x, IntrinCall):
                 return IntrinCall(x.intrin, tuple(BufferRegion(new, r.region) if r.buffer is old else r
-                                                  for r in x.regions))
+                                                  for r in x.regions), x.scalars)
             return None
 
         self.func = dataclasses.replace(self.func, body=replace_stmt(self.func.body, fn),

@@ -31,8 +31,10 @@ def _chain(s: Stmt) -> tuple[list[For], BlockRealize]:
 
 
 class _Matcher:
-    def __init__(self, inner: set[Var], bind_b: dict[Var, Expr], bind_d: dict[Var, Expr]) -> None:
+    def __init__(self, inner: set[Var], bind_b: dict[Var, Expr], bind_d: dict[Var, Expr],
+                 scalars: tuple[Var, ...] = ()) -> None:
         self.inner, self.bind_b, self.bind_d = inner, bind_b, bind_d
+        self.scalars: dict[Var, Expr | None] = dict.fromkeys(scalars)
         self.bufs: dict[Buffer, Buffer] = {}       # intrinsic buffer -> matched buffer
         self.base: dict[Buffer, list[Expr]] = {}   # intrinsic buffer -> region minimum of the matched one
 
@@ -66,6 +68,15 @@ class _Matcher:
             raise TensorizeMismatch(f"buffer {b.name} is accessed at two different places in the nest")
 
     def expr(self, b: Expr, d: Expr) -> None:
+        if isinstance(d, Var) and d in self.scalars:  # a constant of the call, fixed inside the nest
+            eb = simplify(substitute(b, self.bind_b))
+            if free_vars(eb) & self.inner or any(isinstance(x, BufferLoad) for x in _walk(eb)):
+                raise TensorizeMismatch(f"{eb} is not constant inside the nest, as the intrinsic's {d.name} must be")
+            old = self.scalars[d]
+            if old is not None and simplify(old - eb) != IntImm(0):
+                raise TensorizeMismatch(f"the intrinsic's {d.name} would be both {old} and {eb}")
+            self.scalars[d] = eb
+            return
         if isinstance(b, BufferLoad) and isinstance(d, BufferLoad):
             self.buffer(b.buffer, d.buffer, b.indices, d.indices)
             return
@@ -84,8 +95,19 @@ class _Matcher:
             self.expr(x, y)
 
 
+def _walk(e: Expr):  # type: ignore[no-untyped-def]
+    yield e
+    for k in children(e):
+        yield from _walk(k)
+
+
 def match(nest: For, intrin: TensorIntrin) -> tuple[BufferRegion, ...]:
     """The regions the intrinsic would be applied to, or `TensorizeMismatch` saying why not."""
+    return match_call(nest, intrin)[0]
+
+
+def match_call(nest: For, intrin: TensorIntrin) -> tuple[tuple[BufferRegion, ...], tuple[Expr, ...]]:
+    """The regions and scalar values of the call that would replace ``nest``."""
     loops, realize = _chain(nest)
     dloops, drealize = _chain(intrin.desc.body)
     if len(loops) != len(dloops):
@@ -102,7 +124,7 @@ def match(nest: For, intrin: TensorIntrin) -> tuple[BufferRegion, ...]:
     rename = {y.var: x.var for x, y in zip(loops, dloops)}
     bind_b = dict(zip((iv.var for iv in blk.iter_vars), realize.iter_values))
     bind_d = {iv.var: substitute(v, rename) for iv, v in zip(dblk.iter_vars, drealize.iter_values)}
-    m = _Matcher({x.var for x in loops}, bind_b, bind_d)
+    m = _Matcher({x.var for x in loops}, bind_b, bind_d, intrin.scalars)
     if not (isinstance(blk.body, BufferStore) and isinstance(dblk.body, BufferStore)):
         raise TensorizeMismatch(f"block {blk.name}'s body is not a single store like the intrinsic's")
     m.buffer(blk.body.buffer, dblk.body.buffer, blk.body.indices, dblk.body.indices)
@@ -115,4 +137,7 @@ def match(nest: For, intrin: TensorIntrin) -> tuple[BufferRegion, ...]:
         lead = b.ndim - p.ndim
         regions.append(BufferRegion(b, tuple(Range(x, IntImm(1) if d < lead else p.shape[d - lead])
                                              for d, x in enumerate(base))))
-    return tuple(regions)
+    missing = [v.name for v, x in m.scalars.items() if x is None]
+    if missing:
+        raise TensorizeMismatch(f"nothing in the nest gives the intrinsic's {', '.join(missing)}")
+    return tuple(regions), tuple(m.scalars[v] for v in intrin.scalars)  # type: ignore[misc]

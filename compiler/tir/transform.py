@@ -40,7 +40,7 @@ def substitute_stmt(s: Stmt, mapping: dict[Var, ExprLike]) -> Stmt:
     from .intrin import IntrinCall
 
     if isinstance(s, IntrinCall):
-        return IntrinCall(s.intrin, tuple(region(r) for r in s.regions))
+        return IntrinCall(s.intrin, tuple(region(r) for r in s.regions), tuple(e(x) for x in s.scalars))
     raise TypeError(f"cannot rewrite {type(s).__name__}")
 
 
