@@ -33,11 +33,14 @@ def test_readme_mentions_isa_doc() -> None:
 def test_readme_python_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
     text = (DOC.parent.parent / "README.md").read_text()
     examples = [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
-    assert len(examples) >= 2
-    runtime, schedule = {}, {}  # type: ignore[var-annotated]
+    assert len(examples) >= 3
+    runtime, compiler, schedule = {}, {}, {}  # type: ignore[var-annotated]
     exec(compile(examples[0], "README.md (runtime)", "exec"), runtime)
     assert runtime["stats"].gemm_uops == 16
-    exec(compile(examples[1], "README.md (schedule)", "exec"), schedule)
+    exec(compile(examples[1], "README.md (compiler)", "exec"), compiler)
+    assert compiler["result"].stats.gemm_utilization > 0.8 and compiler["built"].compile_s < 1
+    assert "sch.tensorize(n1, gemm_1x16x16)" in capsys.readouterr().out
+    exec(compile(examples[2], "README.md (schedule)", "exec"), schedule)
     printed = capsys.readouterr().out
     assert 'with block("A_inp")' in printed and "sch.compute_at('A_inp', j_0)" in printed
 
