@@ -171,3 +171,23 @@ def test_non_alu_epilogue_is_refused() -> None:
     with pytest.raises(LoweringError, match="block epilogue: division by 3; the ALU divides by powers of two"):
         lower(f, cfg)
     assert isinstance(sch, Schedule)
+
+
+def test_tuning_log_round_trip_and_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from vta.compiler.accel.tune import TuningLog, tune
+    from vta.isa.errors import VTAError
+
+    cfg = PRESETS["tiny"]
+    wl = Dense(2, 8, 12)
+    path = tmp_path / "log.jsonl"
+    best, cycles = tune(wl, cfg, REQUANT, trials=4, log=TuningLog(path))
+    again = TuningLog(path)
+    assert len(again.records) == 4 and again.best(wl, cfg, REQUANT) == best
+    assert again.best(wl, cfg, None) is None  # another epilogue is another workload
+    built, stats = check(wl, cfg, REQUANT, log=again)
+    assert built.tiling == best and stats.cycles == cycles
+    path.write_text(path.read_text() + "{not json\n")
+    with pytest.raises(VTAError, match=r"log.jsonl:5: not a tuning record"):
+        TuningLog(path)
+    with pytest.raises(VTAError, match="tune: target 'gpu' is not one of fsim, rtl"):
+        tune(wl, cfg, REQUANT, target="gpu")

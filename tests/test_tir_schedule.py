@@ -345,3 +345,43 @@ def test_blockize_and_block_tensorize() -> None:
     assert np.array_equal(cv, ref)
     with pytest.raises(ScheduleError, match="blockize: loop k_0 must hold exactly one block, it holds 2"):
         sch.blockize(k0)
+
+
+def test_set_scope() -> None:
+    sch = Schedule(_two_step())
+    sch.set_scope("T", "acc")
+    assert "T = alloc_buffer((4, 3), 'int32', scope='acc')" in str(sch.func)
+    assert sch.trace_str().endswith("sch.set_scope('T', 'acc')")
+    a = np.arange(12, dtype=np.int32).reshape(4, 3)
+    c = np.zeros((4, 3), np.int32)
+    run(sch.func, a, c)
+    assert np.array_equal(c, a * 2 + 1)
+    with pytest.raises(ScheduleError, match=r"set_scope: C is not an intermediate buffer of two_step \(it is a "
+                                            r"parameter; use cache_read/cache_write\)"):
+        sch.set_scope("C", "acc")
+    with pytest.raises(ScheduleError, match="set_scope: scope 'sram' is not one of"):
+        sch.set_scope("T", "sram")
+
+
+def test_elementwise_stages_move_under_loops() -> None:
+    """compute_at of a producer stage (not a copy: T = 2·A) and reverse_compute_at of a consumer."""
+    sch = Schedule(_two_step())
+    i, j = sch.get_loops(sch.get_block("add"))
+    i0, i1 = sch.split(i, [None, 2])
+    sch.compute_at("scale", i0)
+    text = str(sch.func)
+    assert "for ax0 in range(2):" in text and "vi = axis.spatial(4, i_0 * 2 + ax0)" in text
+    assert "sch.compute_at('scale', i_0)" in sch.trace_str()
+    a = np.arange(12, dtype=np.int32).reshape(4, 3)
+    c = np.zeros((4, 3), np.int32)
+    run(sch.func, a, c)
+    assert np.array_equal(c, a * 2 + 1)
+    sch2 = Schedule(_two_step())
+    i, j = sch2.get_loops(sch2.get_block("scale"))
+    sch2.reverse_compute_at("add", i)
+    assert "for ax1 in range(3):" in str(sch2.func)
+    run(sch2.func, a, c)
+    assert np.array_equal(c, a * 2 + 1)
+    with pytest.raises(ScheduleError, match="reverse_compute_at: block scale must come after the nest of loop"):
+        sch3 = Schedule(_two_step())
+        sch3.reverse_compute_at("scale", sch3.get_loops(sch3.get_block("add"))[0])

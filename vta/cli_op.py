@@ -41,7 +41,9 @@ def _ints(text: str, n: tuple[int, ...], what: str) -> list[int]:
               help="requant: bias, multiplier, rounding shift, ReLU, int8; shift: rounding shift and clip; "
                    "none: int32 results")
 @click.option("--target", type=click.Choice(["fsim", "rtl"]), default="fsim", show_default=True)
-@click.option("--tune", "trials", type=click.IntRange(min=0), default=0, help="measure N tilings on fsim first")
+@click.option("--tune", "trials", type=click.IntRange(min=0), default=0, help="measure N tilings first")
+@click.option("--tune-target", type=click.Choice(["fsim", "rtl"]), default="fsim", show_default=True,
+              help="what --tune measures with: the fsim timing model or exact RTL cycles")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path),
               help="tuning log (JSON lines): its best tiling is used, and --tune appends to it")
 @click.option("--print", "show", multiple=True, type=click.Choice(["ir", "trace", "asm"]),
@@ -49,7 +51,7 @@ def _ints(text: str, n: tuple[int, ...], what: str) -> list[int]:
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), help="write the program (.vtaprog)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def op(kind: str, layer: str | None, shape: str | None, spec: str | None, epilogue: str, target: str, trials: int,
-       log_path: Path | None, show: tuple[str, ...], save: Path | None, as_json: bool) -> None:
+       tune_target: str, log_path: Path | None, show: tuple[str, ...], save: Path | None, as_json: bool) -> None:
     """Compile an operator for the accelerator, run it on random data and check it against numpy.
 
     The schedule is automatic for the config (or the tuning log's best); the
@@ -86,7 +88,7 @@ def op(kind: str, layer: str | None, shape: str | None, spec: str | None, epilog
     ep = _epilogue(epilogue)
     log = TuningLog(log_path) if log_path is not None or trials else None
     if trials:
-        tune(wl, cfg, ep, trials=trials, log=log)
+        tune(wl, cfg, ep, trials=trials, log=log, target=tune_target)
     try:
         built = build(wl, cfg, ep, log=log)
     except ValueError as e:

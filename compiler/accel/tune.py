@@ -97,11 +97,30 @@ def fsim_cycles(kernel: object) -> int:
     return run_program(prog, FsimDevice(k.config, dram_bytes=max(1 << 24, prog.dram_bytes), check_races=False)).stats.cycles  # type: ignore[attr-defined]
 
 
+def rtl_cycles(kernel: object) -> int:
+    """Exact cycles of one run on the RTL under Verilator, with zero inputs."""
+    from vta.runtime import open_device
+    from vta.runtime.execute import run_program
+
+    k = kernel
+    zeros = {s.name: np.zeros(s.shape, np.int64) for s in k.segments if not s.output}  # type: ignore[attr-defined]
+    prog = k.program(**zeros)  # type: ignore[attr-defined]
+    dev = open_device("rtl", k.config, dram_bytes=max(1 << 24, prog.dram_bytes))  # type: ignore[attr-defined]
+    return run_program(prog, dev).stats.cycles  # type: ignore[no-any-return]
+
+
+MEASURES: dict[str, Measure] = {"fsim": fsim_cycles, "rtl": rtl_cycles}
+
+
 def tune(wl: Workload, config: Config, epilogue: Epilogue | None = None, trials: int = 24,
-         log: TuningLog | None = None, measure: Measure = fsim_cycles, target: str = "fsim",
+         log: TuningLog | None = None, target: str = "fsim",
          progress: Callable[[int, int, Tiling, int], None] | None = None) -> tuple[Tiling, int]:
-    """Measure the ``trials`` most promising tilings (by the analytic estimate) and return the
-    fastest with its cycles; every measurement goes to ``log``."""
+    """Measure the ``trials`` most promising tilings (by the analytic estimate) on ``target``
+    (fsim: the timing model; rtl: exact cycles under Verilator) and return the fastest with
+    its cycles; every measurement goes to ``log``."""
+    if target not in MEASURES:
+        raise VTAError(f"tune: target {target!r} is not one of {', '.join(MEASURES)}")
+    measure = MEASURES[target]
     cands = candidates(wl, config, epilogue)[:trials]
     if not cands:
         raise VTAError(f"{wl.key()}: no tiling fits {config.name}")

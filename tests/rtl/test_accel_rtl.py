@@ -43,3 +43,16 @@ def test_resnet18_layers_on_rtl(layer: str) -> None:
     _, rtl = check(wl, cfg, REQUANT, target="rtl")
     _, fsim = check(wl, cfg, REQUANT)
     assert abs(fsim.cycles - rtl.cycles) < 0.05 * rtl.cycles  # type: ignore[attr-defined]
+
+
+def test_tuner_measures_exact_rtl_cycles(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from vta.compiler.accel.tune import TuningLog, tune
+
+    cfg = PRESETS["tiny"]
+    log = TuningLog(tmp_path / "rtl.jsonl")
+    wl = Conv2d(1, 8, 6, 6, 8, 3, 1, 1)
+    best, cycles = tune(wl, cfg, REQUANT, trials=3, log=log, target="rtl")
+    assert [r.target for r in log.records] == ["rtl"] * 3 and cycles == min(r.cycles for r in log.records)
+    assert TuningLog(tmp_path / "rtl.jsonl").best(wl, cfg, REQUANT) == best  # read back from the file
+    built, stats = check(wl, cfg, REQUANT, target="rtl", log=log)
+    assert built.tiling == best and stats.cycles == cycles  # type: ignore[attr-defined]
