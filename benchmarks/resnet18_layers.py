@@ -28,7 +28,8 @@ import numpy as np
 from vta.compiler.accel.build import build
 from vta.compiler.accel.reference import conv2d_nchw, operands
 from vta.compiler.accel.schedules import RESNET18, Conv2d, resnet18_layer
-from vta.compiler.accel.tune import TuningLog, tune
+from vta.compiler.accel.tune import TuningLog
+from vta.measure import tune
 from vta.compiler.tir.ops import Epilogue
 from vta.isa import Config, MemType, resolve
 from vta.runtime import open_device

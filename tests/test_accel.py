@@ -174,7 +174,8 @@ def test_non_alu_epilogue_is_refused() -> None:
 
 
 def test_tuning_log_round_trip_and_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from vta.compiler.accel.tune import TuningLog, tune
+    from vta.compiler.accel.tune import TuningLog
+    from vta.measure import tune
     from vta.isa.errors import VTAError
 
     cfg = PRESETS["tiny"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from vta.compiler.accel import lower
 from vta.compiler.tir.interp import run
 from vta.compiler.tir.intrin import alu_intrin, gemm_intrin, load_intrin, store_intrin

@@ -68,7 +68,8 @@ def op(kind: str, layer: str | None, shape: str | None, spec: str | None, epilog
     from vta.compiler.accel.build import build
     from vta.compiler.accel.reference import operands
     from vta.compiler.accel.schedules import Conv2d, Dense, resnet18_layer
-    from vta.compiler.accel.tune import TuningLog, tune
+    from vta.compiler.accel.tune import TuningLog
+    from vta.measure import tune
     from vta.runtime import open_device
     from vta.runtime.execute import run_program
 

@@ -1,6 +1,6 @@
 """The tuner: search tilings and slot counts for a workload on a config, measuring each
-candidate's cycles with the fsim timing model (or exact RTL cycles), and keep the best in a
-tuning log that later compiles reuse.
+candidate's cycles with a given measure (`vta.measure`: the fsim timing model or exact RTL
+cycles), and keep the best in a tuning log that later compiles reuse.
 
 The log is a JSON-lines file, one measurement per line::
 
@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from vta.compiler.tir.ops import Epilogue
 from vta.isa import Config
 from vta.isa.errors import VTAError
@@ -86,41 +85,13 @@ def candidates(wl: Workload, config: Config, epilogue: Epilogue | None = None) -
     return sorted(dense_tilings(wl, config, epilogue), key=lambda t: dense_cost(wl, config, t))  # type: ignore[arg-type]
 
 
-def fsim_cycles(kernel: object) -> int:
-    """Cycles of one run on fsim (timing model) with zero inputs."""
-    from vta.runtime import FsimDevice
-    from vta.runtime.execute import run_program
-
-    k = kernel  # an AccelKernel
-    zeros = {s.name: np.zeros(s.shape, np.int64) for s in k.segments if not s.output}  # type: ignore[attr-defined]
-    prog = k.program(**zeros)  # type: ignore[attr-defined]
-    return run_program(prog, FsimDevice(k.config, dram_bytes=max(1 << 24, prog.dram_bytes), check_races=False)).stats.cycles  # type: ignore[attr-defined]
-
-
-def rtl_cycles(kernel: object) -> int:
-    """Exact cycles of one run on the RTL under Verilator, with zero inputs."""
-    from vta.runtime import open_device
-    from vta.runtime.execute import run_program
-
-    k = kernel
-    zeros = {s.name: np.zeros(s.shape, np.int64) for s in k.segments if not s.output}  # type: ignore[attr-defined]
-    prog = k.program(**zeros)  # type: ignore[attr-defined]
-    dev = open_device("rtl", k.config, dram_bytes=max(1 << 24, prog.dram_bytes))  # type: ignore[attr-defined]
-    return run_program(prog, dev).stats.cycles  # type: ignore[no-any-return]
-
-
-MEASURES: dict[str, Measure] = {"fsim": fsim_cycles, "rtl": rtl_cycles}
-
-
 def tune(wl: Workload, config: Config, epilogue: Epilogue | None = None, trials: int = 24,
-         log: TuningLog | None = None, target: str = "fsim",
+         log: TuningLog | None = None, *, measure: Measure, target: str,
          progress: Callable[[int, int, Tiling, int], None] | None = None) -> tuple[Tiling, int]:
-    """Measure the ``trials`` most promising tilings (by the analytic estimate) on ``target``
-    (fsim: the timing model; rtl: exact cycles under Verilator) and return the fastest with
-    its cycles; every measurement goes to ``log``."""
-    if target not in MEASURES:
-        raise VTAError(f"tune: target {target!r} is not one of {', '.join(MEASURES)}")
-    measure = MEASURES[target]
+    """Measure the ``trials`` most promising tilings (by the analytic estimate) with
+    ``measure`` (compiled kernel -> cycles; ``target`` names it in the log) and return the
+    fastest with its cycles; every measurement goes to ``log``. The compiler runs nothing
+    itself: `vta.measure` provides measures on fsim's timing model and on the RTL."""
     cands = candidates(wl, config, epilogue)[:trials]
     if not cands:
         raise VTAError(f"{wl.key()}: no tiling fits {config.name}")

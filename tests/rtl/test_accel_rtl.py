@@ -46,7 +46,8 @@ def test_resnet18_layers_on_rtl(layer: str) -> None:
 
 
 def test_tuner_measures_exact_rtl_cycles(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from vta.compiler.accel.tune import TuningLog, tune
+    from vta.compiler.accel.tune import TuningLog
+    from vta.measure import tune
 
     cfg = PRESETS["tiny"]
     log = TuningLog(tmp_path / "rtl.jsonl")
