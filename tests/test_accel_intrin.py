@@ -71,7 +71,6 @@ def _alu_function() -> tuple[Schedule, list[str]]:
 
     f = elementwise_packed("add", (3, 1, 4))
     sch = S(f)
-    (i0, i1, i2) = sch.get_loops(sch.get_block("add"))
     a, b = sch.cache_read("add", 0, "acc"), sch.cache_read("add", 1, "acc")
     c = sch.cache_write("add", 0, "acc")
     return sch, [a, b, c]

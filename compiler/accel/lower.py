@@ -153,23 +153,6 @@ def _ext(f: For) -> int:
 
 # ---- affine index forms ------------------------------------------------------------------------
 
-_LINEAR: dict[int, tuple[Expr, Linear]] = {}
-_RANGES: dict[Var, tuple[int, int]] = {}  # every loop's range, for the function being lowered
-
-
-def _linear(e: Expr, what: str) -> Linear:
-    """The affine form of ``e`` (memoized by identity: a lowering asks for the same index
-    expressions at every unrolled iteration)."""
-    hit = _LINEAR.get(id(e))
-    if hit is not None and hit[0] is e:
-        return hit[1]
-    lin = linear_form(simplify(e, _RANGES))
-    if lin is None:
-        raise LoweringError(f"{what}: index {e} is not affine in the loops")
-    _LINEAR[id(e)] = (e, lin)
-    return lin
-
-
 def _at(lin: Linear, env: dict[Var, int], nest: set[Var]) -> tuple[int, dict[Var, int]]:
     """``lin`` with host loops bound: the constant and the coefficient of each nest loop."""
     const, coeffs = lin.const, {}
@@ -246,7 +229,11 @@ class _Lowering:
         self.stream = Stream(config)
         self.place: dict[Buffer, Placement] = {}
         self.by_alloc: dict[int, list[Placement]] = {}
-        self.sites: dict[int, object] = {}
+        self.sites: dict[int, object] = {}  # per leaf: its indices with the bindings substituted
+        # the lowering asks for the same expressions at every unrolled iteration: memoized by identity
+        self._lin: dict[int, tuple[Expr, Linear]] = {}
+        self._load_memo: dict[int, tuple[Expr, list[BufferLoad]]] = {}
+        self._ranges = {f.var: (0, _ext(f) - 1) for f in walk_stmt(func.body) if isinstance(f, For)}
         self._lane_memo: dict[tuple, tuple] = {}  # type: ignore[type-arg]
         self.seg_elem: dict[Buffer, int] = {}   # DRAM byte address of each global buffer
         self.written: set[Buffer] = set()
@@ -419,10 +406,6 @@ class _Lowering:
 
     # ---- walking ----
     def run(self) -> AccelKernel:
-        _LINEAR.clear()
-        _LOADS.clear()
-        _RANGES.clear()
-        _RANGES.update({f.var: (0, _ext(f) - 1) for f in walk_stmt(self.func.body) if isinstance(f, For)})
         self._new_instances(None, {})
         self._stmt(self.func.body, {})
         insns = self.stream.finish()
@@ -481,7 +464,7 @@ class _Lowering:
                                            _subst_loads(st.value, bind))
         idx, value = site  # type: ignore[misc]
         dst = st.buffer
-        loads = _loads_memo(value)
+        loads = self._loads(value)
         if dst.scope in SCRATCH and any(ld.buffer.scope == "global" for ld in loads):
             self._load(loops, f"block {blk.name}", dst, idx, value, env)
         elif dst.scope == "global":
@@ -499,13 +482,30 @@ class _Lowering:
                                 "reset, GEMM or ALU stage")
 
     # ---- index forms ----
+    def _linear(self, e: Expr, what: str) -> Linear:
+        """The affine form of ``e``, simplified with every loop's range."""
+        hit = self._lin.get(id(e))
+        if hit is not None and hit[0] is e:
+            return hit[1]
+        lin = linear_form(simplify(e, self._ranges))
+        if lin is None:
+            raise LoweringError(f"{what}: index {e} is not affine in the loops")
+        self._lin[id(e)] = (e, lin)
+        return lin
+
+    def _loads(self, e: Expr) -> list[BufferLoad]:
+        hit = self._load_memo.get(id(e))
+        if hit is None or hit[0] is not e:
+            hit = self._load_memo[id(e)] = (e, _loads(e))
+        return hit[1]
+
     def _entry(self, b: Buffer, idx: tuple[Expr, ...], env: dict[Var, int], nest: set[Var], what: str) -> _Form:
         p = self.place.get(b)
         if p is None:
             raise LoweringError(f"{what}: {b.name} is not a scratchpad buffer of this function")
         const, coeffs = p.cur_base, {}
         for d, (stride, e) in enumerate(zip(p.strides, idx[:-2])):
-            c0, cs = _at(_linear(e, what), env, nest)
+            c0, cs = _at(self._linear(e, what), env, nest)
             const += (c0 - p.cur_min[d]) * stride
             for v, c in cs.items():
                 coeffs[v] = coeffs.get(v, 0) + c * stride
@@ -517,7 +517,7 @@ class _Lowering:
         shape = [d.value for d in b.shape[:-2]]  # type: ignore[attr-defined]
         stride = 1
         for d in reversed(range(len(shape))):
-            c0, cs = _at(_linear(idx[d], what), env, nest)
+            c0, cs = _at(self._linear(idx[d], what), env, nest)
             const += c0 * stride
             for v, c in cs.items():
                 coeffs[v] = coeffs.get(v, 0) + c * stride
@@ -615,7 +615,7 @@ class _Lowering:
     def _alu(self, loops: list[For], blk: Block, dst: Buffer, idx: tuple[Expr, ...], value: Expr,
              env: dict[Var, int]) -> None:
         ops, leaf = _alu_chain(value, dst, blk.name)
-        for ld in _loads_memo(value):
+        for ld in self._loads(value):
             if ld.buffer.scope != "acc" or tuple(map(str, ld.indices[-2:])) != tuple(map(str, idx[-2:])):
                 raise LoweringError(f"block {blk.name}: operand {ld} must be an acc entry at the same lanes as "
                                     f"the result {dst.name}{list(map(str, idx))}")
@@ -787,16 +787,6 @@ def _subst_loads(e: Expr, bind: dict[Var, Expr]) -> Expr:
     from vta.compiler.tir.expr import rebuild
 
     return rebuild(e, tuple(_subst_loads(k, bind) for k in kids))
-
-
-_LOADS: dict[int, tuple[Expr, list[BufferLoad]]] = {}
-
-
-def _loads_memo(e: Expr) -> list[BufferLoad]:
-    hit = _LOADS.get(id(e))
-    if hit is None or hit[0] is not e:
-        hit = _LOADS[id(e)] = (e, _loads(e))
-    return hit[1]
 
 
 def _loads(e: Expr) -> list[BufferLoad]:
