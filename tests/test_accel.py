@@ -192,3 +192,18 @@ def test_tuning_log_round_trip_and_errors(tmp_path) -> None:  # type: ignore[no-
         TuningLog(path)
     with pytest.raises(VTAError, match="tune: target 'gpu' is not one of fsim, rtl"):
         tune(wl, cfg, REQUANT, target="gpu")
+
+
+@pytest.mark.parametrize("name", ["default", "batch4"])
+def test_automatic_schedule_traces_replay(name: str) -> None:
+    from vta.compiler.tir import structural_equal
+    from vta.compiler.tir.intrin import gemm_intrin
+    from vta.compiler.tir.schedule import replay
+
+    cfg = PRESETS[name]
+    for wl, ep in ((Conv2d(cfg.batch, 2 * cfg.block_in, 6, 6, 2 * cfg.block_out, 3, 2, 1), REQUANT),
+                   (Dense(cfg.batch, cfg.block_out, 2 * cfg.block_in, batches=2), None)):
+        built = build(wl, cfg, ep)
+        again = replay(wl.func(cfg, ep), built.schedule.trace_str(), [gemm_intrin(cfg)])
+        assert structural_equal(again.func, built.schedule.func)
+        assert again.trace_str() == built.schedule.trace_str()

@@ -626,8 +626,18 @@ class Schedule:
 
     # ---- output ---------------------------------------------------------------------
     def trace_str(self) -> str:
-        """The primitives applied so far, as Python that replays them on ``sch``."""
+        """The primitives applied so far, as Python that replays them on ``sch`` (tensor
+        intrinsics appear by name: `replay` binds them)."""
         return "\n".join(self.trace)
+
+
+def replay(func: PrimFunc, trace: str, intrinsics: Sequence[TensorIntrin] = ()) -> Schedule:
+    """A new schedule of ``func`` with the primitives of ``trace`` (a `Schedule.trace_str`,
+    perhaps edited by hand) applied; ``intrinsics`` are the ones it tensorizes with."""
+    sch = Schedule(func)
+    namespace: dict[str, object] = {"sch": sch, **{i.name: i for i in intrinsics}}
+    exec(compile(trace, "<schedule trace>", "exec"), namespace)  # noqa: S102  (the user's own schedule text)
+    return sch
 
 
 def _copy_nest(name: str, src: Buffer, dst: Buffer) -> Stmt:
