@@ -233,6 +233,8 @@ class _Lowering:
         # the lowering asks for the same expressions at every unrolled iteration: memoized by identity
         self._lin: dict[int, tuple[Expr, Linear]] = {}
         self._load_memo: dict[int, tuple[Expr, list[BufferLoad]]] = {}
+        self.jit: dict[tuple, tuple] = {}  # type: ignore[type-arg]  # micro-kernels by signature
+        self._pad_memo: dict[object, tuple] = {}  # type: ignore[type-arg]
         self._ranges = {f.var: (0, _ext(f) - 1) for f in walk_stmt(func.body) if isinstance(f, For)}
         self._lane_memo: dict[tuple, tuple] = {}  # type: ignore[type-arg]
         self.seg_elem: dict[Buffer, int] = {}   # DRAM byte address of each global buffer
@@ -631,24 +633,13 @@ class _Lowering:
 
     def _emit_kernel(self, loops: list[For], forms: list[_Form], opcode: Opcode, reset: bool = False,
                      alu: tuple[AluOp, int | None] | None = None) -> None:
-        exts = [_ext(f) for f in loops]
-        foldable = [i for i, f in enumerate(loops)
-                    if exts[i] > 1 and all(fm.coeffs.get(f.var, 0) >= 0 for fm in forms)]
-        fold = sorted(sorted(foldable, key=lambda i: -exts[i])[:2])
-        rest = [i for i in range(len(loops)) if i not in fold]
-        grids = np.meshgrid(*[np.arange(exts[i]) for i in rest], indexing="ij") if rest else []
-        cols = []
-        for fm in forms:
-            col = np.full(max(1, math.prod(exts[i] for i in rest)), fm.const, np.int64)
-            for g, i in zip(grids, rest):
-                col = col + fm.coeffs.get(loops[i].var, 0) * g.reshape(-1)
-            cols.append(col)
-        uops = np.stack(cols, axis=1)
-        iters = [(exts[i], [fm.coeffs.get(loops[i].var, 0) for fm in forms]) for i in fold]
-        while len(iters) < 2:
-            iters.insert(0, (1, [0, 0, 0]))
-        (n_out, f_out), (n_in, f_in) = iters
-        footprint = self._compute_footprint(uops, iters, opcode, alu, reset)
+        exts = tuple(_ext(f) for f in loops)
+        signature = (exts, tuple((fm.const, tuple(fm.coeffs.get(f.var, 0) for f in loops)) for fm in forms),
+                     opcode, reset, alu is not None and alu[1] is None)
+        kernel = self.jit.get(signature)
+        if kernel is None:
+            kernel = self.jit[signature] = self._kernel(exts, signature[1], opcode, alu, reset)
+        uops, (n_out, f_out), (n_in, f_in), footprint = kernel
         base = self.stream.kernel_base(uops)
         end = base + len(uops)
         if opcode == Opcode.GEMM:
@@ -658,6 +649,26 @@ class _Lowering:
             op, imm = alu  # type: ignore[misc]
             insn = Insn.alu(op, base, end, n_out, n_in, (f_out[0], f_in[0]), (f_out[1], f_in[1]), imm)
         self.stream.emit(insn, footprint)
+
+    def _kernel(self, exts: tuple[int, ...], forms: tuple, opcode: Opcode,  # type: ignore[type-arg]
+                alu: tuple[AluOp, int | None] | None, reset: bool) -> tuple:  # type: ignore[type-arg]
+        """Generate a micro-kernel: (uops, outer loop, inner loop, footprint). The two longest
+        loops with non-negative steps fold into the instruction; the others become micro-ops."""
+        foldable = [i for i, n in enumerate(exts) if n > 1 and all(c[i] >= 0 for _, c in forms)]
+        fold = sorted(sorted(foldable, key=lambda i: -exts[i])[:2])
+        rest = [i for i in range(len(exts)) if i not in fold]
+        grids = np.meshgrid(*[np.arange(exts[i]) for i in rest], indexing="ij") if rest else []
+        cols = []
+        for const, coeffs in forms:
+            col = np.full(max(1, math.prod(exts[i] for i in rest)), const, np.int64)
+            for g, i in zip(grids, rest):
+                col = col + coeffs[i] * g.reshape(-1)
+            cols.append(col)
+        uops = np.stack(cols, axis=1)
+        iters = [(exts[i], [c[i] for _, c in forms]) for i in fold]
+        while len(iters) < 2:
+            iters.insert(0, (1, [0, 0, 0]))
+        return uops, iters[0], iters[1], self._compute_footprint(uops, iters, opcode, alu, reset)
 
     def _compute_footprint(self, uops: np.ndarray, iters: list, opcode: Opcode,  # type: ignore[type-arg]
                            alu: tuple[AluOp, int | None] | None, reset: bool) -> Footprint:
@@ -733,6 +744,18 @@ class _Lowering:
 
     def _pads(self, cond: Expr, env: dict[Var, int], rest: list[For], others: list, vals: tuple,  # type: ignore[type-arg]
               x: list, y: list, what: str) -> tuple[int, int, int, int]:  # type: ignore[type-arg]
+        """(top, bottom, left, right) padding of one LOAD: where ``cond`` is false around the data."""
+        hosts = self._pad_memo.get(id(cond))
+        if hosts is None or hosts[0] is not cond:
+            hosts = self._pad_memo[id(cond)] = (cond, tuple(sorted(free_vars(cond), key=lambda v: v.uid)))
+        key = (id(cond), tuple(env.get(v) for v in hosts[1]), vals, x[0], y[0])
+        hit = self._pad_memo.get(key)
+        if hit is None:
+            hit = self._pad_memo[key] = self._pads_of(cond, env, rest, others, vals, x, y, what)
+        return hit
+
+    def _pads_of(self, cond: Expr, env: dict[Var, int], rest: list[For], others: list, vals: tuple,  # type: ignore[type-arg]
+                 x: list, y: list, what: str) -> tuple[int, int, int, int]:  # type: ignore[type-arg]
         local: dict[Var, int | np.ndarray] = dict(env)
         for f in rest:
             local[f.var] = 0

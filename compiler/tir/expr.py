@@ -94,7 +94,7 @@ class Var(Expr):
         return self is o
 
     def __hash__(self) -> int:
-        return hash(("Var", self.uid))
+        return self.uid  # unique per Var: as fast as a hash gets, and the same from run to run
 
     def __repr__(self) -> str:
         return f"Var({self.name!r})"
