@@ -26,6 +26,7 @@ from .expr import (
     evaluate,
 )
 from .intrin import IntrinCall
+from .scalar import MATH, Call, FloatImm
 from .stmt import Block, BlockRealize, Buffer, BufferLoad, BufferStore, Cast, Evaluate, For, PrimFunc, SeqStmt, Stmt
 
 _NP = {"int4": np.int8, "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
@@ -68,6 +69,11 @@ class _Interp:
             return arr[idx].item()
         if isinstance(e, Cast):
             return _cast(e.dtype, self.value(e.value))
+        if isinstance(e, FloatImm):
+            return _cast(e.dtype, e.value)
+        if isinstance(e, Call):
+            fn = MATH[e.op][1]
+            return _cast(e.dtype, float(fn(*(np.float64(self.value(a)) for a in e.args))))
         if isinstance(e, Select):
             return self.value(e.t) if self.value(e.cond) else self.value(e.f)
         if isinstance(e, And):

@@ -42,8 +42,13 @@ def expr_str(e: Expr) -> str:
         return f"not {_wrap(e.a, 3)}"
     if isinstance(e, Select):
         return f"select({expr_str(e.cond)}, {expr_str(e.t)}, {expr_str(e.f)})"
+    from .scalar import Call, FloatImm
     from .stmt import BufferLoad, Cast
 
+    if isinstance(e, FloatImm):
+        return repr(e.value) if e.dtype == "float32" else f"{e.dtype}({e.value!r})"
+    if isinstance(e, Call):
+        return f"{e.op}({', '.join(expr_str(a) for a in e.args)})"
     if isinstance(e, BufferLoad):
         return f"{e.buffer.name}[{_idx(e.indices)}]"
     if isinstance(e, Cast):

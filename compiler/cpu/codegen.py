@@ -1,0 +1,379 @@
+"""Loop IR to LLVM IR for the host CPU.
+
+A `PrimFunc` becomes ``void @name(ptr p0, ..., ptr pN, i64 begin, i64 end)``: one
+pointer per parameter and per intermediate buffer (row-major, dense, the buffer's dtype),
+and the range of the function's outer loop this call runs (a ``parallel`` outer loop is
+split among threads by the caller; otherwise the range is the whole loop, or unused).
+
+Semantics follow the reference interpreter (`tir.interp`): blocks bind their iterators,
+a predicate guards the block, an init part runs when every reduction iterator is 0;
+stores convert to the buffer's dtype (integers wrap, floats round); ``//`` and ``%`` are
+floor division and remainder on integers, ``//`` is true division on floats; a
+``select`` whose branches read memory evaluates only the branch it takes. Loop kinds:
+``unrolled`` loops are unrolled here, ``vectorized`` and serial inner loops are left to
+LLVM's loop vectorizer (the optimizer runs at -O3), ``parallel`` applies to the outer
+loop only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llvmlite import ir
+from vta.compiler.tir.expr import (
+    Add,
+    And,
+    BinOp,
+    Cmp,
+    Expr,
+    FloorDiv,
+    FloorMod,
+    IntImm,
+    Max,
+    Min,
+    Mul,
+    Not,
+    Or,
+    Select,
+    Sub,
+    Var,
+    children,
+)
+from vta.compiler.tir.intrin import IntrinCall
+from vta.compiler.tir.scalar import FLOATS, Call, FloatImm, dtype_of
+from vta.compiler.tir.stmt import (
+    Block,
+    BlockRealize,
+    Buffer,
+    BufferLoad,
+    BufferStore,
+    Cast,
+    Evaluate,
+    For,
+    PrimFunc,
+    SeqStmt,
+    Stmt,
+)
+from vta.isa.errors import VTAError
+
+I1, I8, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(64)
+PTR = ir.PointerType()
+_TYPES: dict[str, ir.Type] = {"int8": I8, "uint8": I8, "int16": ir.IntType(16), "int32": ir.IntType(32), "int64": I64,
+                              "float16": ir.HalfType(), "float32": ir.FloatType(), "float64": ir.DoubleType(),
+                              "bool": I1}
+_UNROLL_LIMIT = 64  # an ``unrolled`` loop longer than this stays a loop
+
+
+class CodegenError(VTAError):
+    """The function uses something the CPU code generator does not handle; names it."""
+
+
+def llvm_type(dtype: str) -> ir.Type:
+    if dtype not in _TYPES:
+        raise CodegenError(f"dtype {dtype} has no CPU representation")
+    return _TYPES[dtype]
+
+
+def _mem_type(dtype: str) -> ir.Type:
+    return I8 if dtype == "bool" else llvm_type(dtype)
+
+
+def _is_float(dtype: str) -> bool:
+    return dtype in FLOATS
+
+
+def _has_load(e: Expr) -> bool:
+    return isinstance(e, BufferLoad) or any(_has_load(k) for k in children(e))
+
+
+@dataclass
+class _Ctx:
+    env: dict[Var, ir.Value] = field(default_factory=dict)
+
+
+class _Gen:
+    def __init__(self, func: PrimFunc) -> None:
+        self.func = func
+        self.module = ir.Module(name=func.name)
+        self.buffers = list(func.params) + list(func.allocs)
+        for b in self.buffers:
+            if not all(isinstance(d, IntImm) for d in b.shape):
+                raise CodegenError(f"buffer {b.name}: shape {tuple(map(str, b.shape))} is not constant")
+        fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(self.buffers) + [I64, I64])
+        self.fn = ir.Function(self.module, fnty, name=func.name)
+        for a, b in zip(self.fn.args, self.buffers):
+            a.name = b.name
+            a.add_attribute("noalias")
+        self.fn.args[-2].name, self.fn.args[-1].name = "begin", "end"
+        self.ptr = dict(zip(self.buffers, self.fn.args))
+        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self.outer = _outer_loop(func)
+
+    # ---- statements -------------------------------------------------------------------
+    def run(self) -> ir.Module:
+        self.stmt(self.func.body, _Ctx())
+        self.b.ret_void()
+        return self.module
+
+    def stmt(self, s: Stmt, cx: _Ctx) -> None:
+        if isinstance(s, SeqStmt):
+            for x in s.stmts:
+                self.stmt(x, cx)
+        elif isinstance(s, For):
+            self.loop(s, cx)
+        elif isinstance(s, BlockRealize):
+            self.realize(s, cx)
+        elif isinstance(s, Block):
+            self.block(s, cx)
+        elif isinstance(s, BufferStore):
+            self.store(s, cx)
+        elif isinstance(s, Evaluate):
+            pass
+        elif isinstance(s, IntrinCall):
+            raise CodegenError(f"intrinsic {s.intrin.name} runs on the accelerator, not the CPU")
+        else:
+            raise CodegenError(f"cannot generate CPU code for a {type(s).__name__}")
+
+    def loop(self, s: For, cx: _Ctx) -> None:
+        if s is self.outer:
+            lo, hi = self.fn.args[-2], self.fn.args[-1]
+        else:
+            lo, hi = ir.Constant(I64, 0), self.index(s.extent, cx)
+        if s.kind == "unrolled" and isinstance(s.extent, IntImm) and s.extent.value <= _UNROLL_LIMIT \
+                and s is not self.outer:
+            for i in range(s.extent.value):
+                cx.env[s.var] = ir.Constant(I64, i)
+                self.stmt(s.body, cx)
+            cx.env.pop(s.var, None)
+            return
+        b = self.b
+        pre = b.block
+        head = self.fn.append_basic_block(f"{s.var.name}.head")
+        body = self.fn.append_basic_block(f"{s.var.name}.body")
+        done = self.fn.append_basic_block(f"{s.var.name}.done")
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.phi(I64, name=s.var.name)
+        i.add_incoming(lo, pre)
+        b.cbranch(b.icmp_signed("<", i, hi), body, done)
+        b.position_at_end(body)
+        cx.env[s.var] = i
+        self.stmt(s.body, cx)
+        nxt = b.add(i, ir.Constant(I64, 1))
+        i.add_incoming(nxt, b.block)
+        b.branch(head)
+        b.position_at_end(done)
+        cx.env.pop(s.var, None)
+
+    def realize(self, s: BlockRealize, cx: _Ctx) -> None:
+        values = [self.index(v, cx) for v in s.iter_values]
+        pred = s.predicate
+        if isinstance(pred, IntImm) and pred.value == 1:
+            self.block(s.block, cx, values)
+            return
+        with self.b.if_then(self.value(pred, cx, "bool")):
+            self.block(s.block, cx, values)
+
+    def block(self, blk: Block, cx: _Ctx, values: list[ir.Value] | None = None) -> None:
+        if blk.alloc_buffers:
+            raise CodegenError(f"block {blk.name}: block-local buffers are not supported on the CPU; "
+                               "declare them on the function")
+        for iv, v in zip(blk.iter_vars, values or []):
+            cx.env[iv.var] = v
+        if blk.init is not None:
+            first: ir.Value = ir.Constant(I1, 1)
+            for iv, v in zip(blk.iter_vars, values or []):
+                if iv.kind == "R":
+                    first = self.b.and_(first, self.b.icmp_signed("==", v, ir.Constant(I64, 0)))
+            with self.b.if_then(first):
+                self.stmt(blk.init, cx)
+        self.stmt(blk.body, cx)
+
+    def store(self, s: BufferStore, cx: _Ctx) -> None:
+        v = self.convert(self.value(s.value, cx, s.buffer.dtype), dtype_of(s.value) or s.buffer.dtype,
+                         s.buffer.dtype)
+        if s.buffer.dtype == "bool":
+            v = self.b.zext(v, I8)
+        self.b.store(v, self.address(s.buffer, s.indices, cx))
+
+    # ---- expressions ------------------------------------------------------------------
+    def address(self, buf: Buffer, indices: tuple[Expr, ...], cx: _Ctx) -> ir.Value:
+        if buf not in self.ptr:
+            raise CodegenError(f"buffer {buf.name} is neither a parameter nor an intermediate of {self.func.name}")
+        off: ir.Value | None = None
+        stride = 1
+        for d in reversed(range(buf.ndim)):
+            term = self.index(indices[d], cx)
+            if stride != 1:
+                term = self.b.mul(term, ir.Constant(I64, stride))
+            off = term if off is None else self.b.add(off, term)
+            stride *= buf.shape[d].value  # type: ignore[attr-defined]
+        return self.b.gep(self.ptr[buf], [off if off is not None else ir.Constant(I64, 0)],
+                          source_etype=_mem_type(buf.dtype))
+
+    def index(self, e: Expr, cx: _Ctx) -> ir.Value:
+        v = self.value(e, cx, "int64")
+        return self.convert(v, dtype_of(e) or "int64", "int64")
+
+    def convert(self, v: ir.Value, src: str, dst: str) -> ir.Value:
+        """``v`` of dtype ``src`` as ``dst`` (the interpreter's cast: ints wrap, floats round)."""
+        if src == dst:
+            return v
+        b, st, dt = self.b, llvm_type(src), llvm_type(dst)
+        if _is_float(src) and _is_float(dst):
+            return b.fpext(v, dt) if _bits(dst) > _bits(src) else b.fptrunc(v, dt)
+        if _is_float(src):
+            if dst == "bool":
+                return b.fcmp_unordered("!=", v, ir.Constant(st, 0.0))
+            wide = b.fptosi(v, I64)  # toward zero, then wrap to the width
+            return wide if dst == "int64" else b.trunc(wide, dt)
+        if _is_float(dst):
+            return b.uitofp(v, dt) if src in ("uint8", "bool") else b.sitofp(v, dt)
+        if dst == "bool":
+            return b.icmp_signed("!=", v, ir.Constant(st, 0))
+        if _bits(dst) > _bits(src):
+            return b.zext(v, dt) if src in ("uint8", "bool") else b.sext(v, dt)
+        return b.trunc(v, dt) if _bits(dst) < _bits(src) else v
+
+    def value(self, e: Expr, cx: _Ctx, want: str) -> ir.Value:
+        """``e`` computed in its own dtype (``want`` for untyped constants)."""
+        b = self.b
+        dt = dtype_of(e) or want
+        if isinstance(e, IntImm):
+            return ir.Constant(llvm_type(dt), float(e.value) if _is_float(dt) else e.value)
+        if isinstance(e, FloatImm):
+            return ir.Constant(llvm_type(e.dtype), e.value)
+        if isinstance(e, Var):
+            if e not in cx.env:
+                raise CodegenError(f"variable {e.name} has no value here")
+            return cx.env[e]
+        if isinstance(e, BufferLoad):
+            v = b.load(self.address(e.buffer, e.indices, cx), typ=_mem_type(e.buffer.dtype))
+            return b.trunc(v, I1) if e.buffer.dtype == "bool" else v
+        if isinstance(e, Cast):
+            src = dtype_of(e.value) or e.dtype
+            return self.convert(self.value(e.value, cx, src), src, e.dtype)
+        if isinstance(e, Call):
+            return self.call(e, cx)
+        if isinstance(e, Cmp):
+            ot = _operand_type(e.a, e.b)
+            x, y = self.value(e.a, cx, ot), self.value(e.b, cx, ot)
+            x, y = self.convert(x, dtype_of(e.a) or ot, ot), self.convert(y, dtype_of(e.b) or ot, ot)
+            if _is_float(ot):
+                return b.fcmp_ordered(e.op, x, y)
+            return b.icmp_unsigned(e.op, x, y) if ot == "uint8" else b.icmp_signed(e.op, x, y)
+        if isinstance(e, (And, Or)):
+            x, y = self.value(e.a, cx, "bool"), self.value(e.b, cx, "bool")
+            return b.and_(x, y) if isinstance(e, And) else b.or_(x, y)
+        if isinstance(e, Not):
+            return b.not_(self.value(e.a, cx, "bool"))
+        if isinstance(e, Select):
+            return self.select(e, cx, dt)
+        if isinstance(e, BinOp):
+            x = self.convert(self.value(e.a, cx, dt), dtype_of(e.a) or dt, dt)
+            y = self.convert(self.value(e.b, cx, dt), dtype_of(e.b) or dt, dt)
+            return self.binop(e, x, y, dt)
+        raise CodegenError(f"cannot generate CPU code for {e!r}")
+
+    def binop(self, e: BinOp, x: ir.Value, y: ir.Value, dt: str) -> ir.Value:
+        b = self.b
+        if _is_float(dt):
+            if isinstance(e, (Min, Max)):
+                return b.select(b.fcmp_ordered("<" if isinstance(e, Min) else ">", x, y), x, y)
+            op = {Add: b.fadd, Sub: b.fsub, Mul: b.fmul, FloorDiv: b.fdiv, FloorMod: b.frem}[type(e)]
+            return op(x, y)
+        if isinstance(e, (Min, Max)):
+            cmp = b.icmp_unsigned if dt == "uint8" else b.icmp_signed
+            return b.select(cmp("<" if isinstance(e, Min) else ">", x, y), x, y)
+        if isinstance(e, (Add, Sub, Mul)):
+            return {Add: b.add, Sub: b.sub, Mul: b.mul}[type(e)](x, y)
+        zero = ir.Constant(x.type, 0)
+        if dt == "uint8":
+            return b.udiv(x, y) if isinstance(e, FloorDiv) else b.urem(x, y)
+        q, r = b.sdiv(x, y), b.srem(x, y)
+        # floor semantics: adjust when the remainder is nonzero and its sign differs from the divisor's
+        adjust = b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("!=", b.icmp_signed("<", r, zero),
+                                                                      b.icmp_signed("<", y, zero)))
+        if isinstance(e, FloorDiv):
+            return b.select(adjust, b.sub(q, ir.Constant(x.type, 1)), q)
+        return b.select(adjust, b.add(r, y), r)
+
+    def select(self, e: Select, cx: _Ctx, dt: str) -> ir.Value:
+        b = self.b
+        cond = self.value(e.cond, cx, "bool")
+        if not (_has_load(e.t) or _has_load(e.f)):
+            t = self.convert(self.value(e.t, cx, dt), dtype_of(e.t) or dt, dt)
+            f = self.convert(self.value(e.f, cx, dt), dtype_of(e.f) or dt, dt)
+            return b.select(cond, t, f)
+        with b.if_else(cond) as (then, other):  # only the branch taken reads memory
+            with then:
+                t = self.convert(self.value(e.t, cx, dt), dtype_of(e.t) or dt, dt)
+                t_block = b.block
+            with other:
+                f = self.convert(self.value(e.f, cx, dt), dtype_of(e.f) or dt, dt)
+                f_block = b.block
+        phi = b.phi(llvm_type(dt))
+        phi.add_incoming(t, t_block)
+        phi.add_incoming(f, f_block)
+        return phi
+
+    def call(self, e: Call, cx: _Ctx) -> ir.Value:
+        b = self.b
+        if not _is_float(e.dtype):
+            raise CodegenError(f"{e.op} computes in floating point, not {e.dtype}")
+        ty = llvm_type(e.dtype)
+        args = [self.convert(self.value(a, cx, e.dtype), dtype_of(a) or e.dtype, e.dtype) for a in e.args]
+        intrinsic = {"exp": "llvm.exp", "log": "llvm.log", "sqrt": "llvm.sqrt", "abs": "llvm.fabs",
+                     "floor": "llvm.floor", "ceil": "llvm.ceil", "round": "llvm.roundeven", "sin": "llvm.sin",
+                     "cos": "llvm.cos", "pow": "llvm.pow"}
+        if e.op in intrinsic:
+            fn = self.module.declare_intrinsic(intrinsic[e.op], [ty])
+            return b.call(fn, args)
+        if e.op == "sigmoid":
+            ex = b.call(self.module.declare_intrinsic("llvm.exp", [ty]), [b.fneg(args[0])])
+            return b.fdiv(ir.Constant(ty, 1.0), b.fadd(ir.Constant(ty, 1.0), ex))
+        if e.op == "rsqrt":
+            return b.fdiv(ir.Constant(ty, 1.0), b.call(self.module.declare_intrinsic("llvm.sqrt", [ty]), args))
+        # tanh and erf come from the C math library
+        name = {"float32": f"{e.op}f", "float64": e.op}.get(e.dtype)
+        if name is None:
+            raise CodegenError(f"{e.op} is not available in {e.dtype}")
+        fn = self.module.globals.get(name) or ir.Function(self.module, ir.FunctionType(ty, [ty]), name=name)
+        return b.call(fn, args)
+
+
+def _bits(dtype: str) -> int:
+    return {"bool": 1, "int8": 8, "uint8": 8, "int16": 16, "int32": 32, "int64": 64, "float16": 16,
+            "float32": 32, "float64": 64}[dtype]
+
+
+def _operand_type(a: Expr, b: Expr) -> str:
+    ta, tb = dtype_of(a), dtype_of(b)
+    if ta is None and tb is None:
+        return "int64"
+    if ta is None or tb is None:
+        return ta or tb  # type: ignore[return-value]
+    if ta == tb:
+        return ta
+    if _is_float(ta) or _is_float(tb):
+        raise CodegenError(f"comparison of {ta} with {tb}: insert a cast")
+    return ta if _bits(ta) >= _bits(tb) else tb
+
+
+def _outer_loop(func: PrimFunc) -> For | None:
+    """The loop the caller's range applies to: the body when it is a single ``parallel`` loop."""
+    s = func.body
+    return s if isinstance(s, For) and s.kind == "parallel" else None
+
+
+def generate(func: PrimFunc) -> ir.Module:
+    """LLVM IR (host-independent) for ``func``; `jit.compile_cpu` adds the target and compiles it."""
+    return _Gen(func).run()
+
+
+def outer_extent(func: PrimFunc) -> int | None:
+    f = _outer_loop(func)
+    return f.extent.value if f is not None and isinstance(f.extent, IntImm) else None
+
+
+__all__ = ["CodegenError", "generate", "llvm_type", "outer_extent"]
