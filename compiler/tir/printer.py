@@ -20,6 +20,15 @@ def _wrap(e: Expr, min_prec: int) -> str:
     return f"({s})" if _prec(e) < min_prec else s
 
 
+def _is_float(e: Expr) -> bool:
+    from .scalar import dtype_of
+
+    try:
+        return (dtype_of(e) or "").startswith("float")
+    except TypeError:
+        return False
+
+
 def expr_str(e: Expr) -> str:
     """``e`` as Python source (``min``/``max``/``select`` as calls, ``and``/``or``/``not``)."""
     if isinstance(e, IntImm):
@@ -30,6 +39,8 @@ def expr_str(e: Expr) -> str:
         return f"{e.op}({expr_str(e.a)}, {expr_str(e.b)})"
     if isinstance(e, BinOp):
         p = _PREC[type(e)]
+        if isinstance(e, FloorDiv) and _is_float(e):  # on floats, // is true division
+            return f"{_wrap(e.a, p)} / {_wrap(e.b, p + 1)}"
         # left-associative: the right operand needs parentheses at equal binding strength
         return f"{_wrap(e.a, p)} {e.op} {_wrap(e.b, p + 1)}"
     if isinstance(e, Cmp):

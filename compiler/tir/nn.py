@@ -1,0 +1,544 @@
+"""Neural-network operators as loop-IR functions for the host backends (CPU, GPU), with
+ONNX semantics: numpy-style broadcasting, NCHW convolution and pooling with explicit
+padding, reductions over axes, softmax, layer normalization, matmul and gemm, and the
+data-movement operators (transpose, reshape, concat, slice, gather, pad, resize).
+
+Every builder takes static shapes and returns a `PrimFunc` whose parameters are the
+inputs in order, then the output(s).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from .expr import And, Expr, FloorDiv, FloorMod, IntImm, Max, Min, Not, Or, Var, and_, ne_, select
+from .scalar import FloatImm, call, dtype_of
+from .stmt import Buffer, Cast, PrimFunc
+from .te import FuncBuilder
+
+Shape = tuple[int, ...]
+
+
+def _const(v: float, dtype: str) -> Expr:
+    return FloatImm(v, dtype) if dtype.startswith("float") else IntImm(int(v))
+
+
+def broadcast_shape(*shapes: Sequence[int]) -> Shape:
+    """Numpy broadcasting of ``shapes``; ValueError when they do not broadcast."""
+    n = max(len(s) for s in shapes)
+    out = []
+    for d in range(n):
+        dims = {s[d - n + len(s)] for s in shapes if d - n + len(s) >= 0} - {1}
+        if len(dims) > 1:
+            raise ValueError(f"shapes {[list(s) for s in shapes]} do not broadcast")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def _bcast(buf: Buffer, out_shape: Shape, idx: Sequence[Expr]) -> Expr:
+    """``buf`` read at output index ``idx`` under broadcasting."""
+    shape = [d.value for d in buf.shape]  # type: ignore[attr-defined]
+    lead = len(out_shape) - len(shape)
+    if buf.ndim == 1 and shape == [1] and not out_shape:
+        return buf[0]  # type: ignore[return-value]
+    return buf[tuple(IntImm(0) if n == 1 else idx[lead + d] for d, n in enumerate(shape))]  # type: ignore[return-value]
+
+
+def _gelu(x: Expr, dt: str) -> Expr:
+    return x * _const(0.5, dt) * (_const(1.0, dt) + call("erf", x * _const(1 / math.sqrt(2), dt), dtype=dt))
+
+
+UNARY: dict[str, Callable[[Expr, str], Expr]] = {
+    "Relu": lambda x, dt: Max(x, _const(0, dt)),
+    "Sigmoid": lambda x, dt: call("sigmoid", x, dtype=dt),
+    "Tanh": lambda x, dt: call("tanh", x, dtype=dt),
+    "Exp": lambda x, dt: call("exp", x, dtype=dt),
+    "Log": lambda x, dt: call("log", x, dtype=dt),
+    "Sqrt": lambda x, dt: call("sqrt", x, dtype=dt),
+    "Abs": lambda x, dt: call("abs", x, dtype=dt) if dt.startswith("float") else Max(x, _const(0, dt) - x),
+    "Neg": lambda x, dt: _const(0, dt) - x,
+    "Erf": lambda x, dt: call("erf", x, dtype=dt),
+    "Gelu": _gelu,
+    "Floor": lambda x, dt: call("floor", x, dtype=dt),
+    "Ceil": lambda x, dt: call("ceil", x, dtype=dt),
+    "Round": lambda x, dt: call("round", x, dtype=dt),
+    "Reciprocal": lambda x, dt: _const(1.0, dt) // x,
+    "Identity": lambda x, dt: x,
+    "Sin": lambda x, dt: call("sin", x, dtype=dt),
+    "Cos": lambda x, dt: call("cos", x, dtype=dt),
+    "Softplus": lambda x, dt: call("log", _const(1.0, dt) + call("exp", x, dtype=dt), dtype=dt),
+    "HardSigmoid": lambda x, dt: Min(Max(x * _const(0.2, dt) + _const(0.5, dt), _const(0, dt)), _const(1, dt)),
+    "HardSwish": lambda x, dt: x * Min(Max(x * _const(1 / 6, dt) + _const(0.5, dt), _const(0, dt)), _const(1, dt)),
+    "Not": lambda x, dt: Not(x),
+}
+
+
+def unary(op: str, shape: Shape, dtype: str, **attrs: float) -> PrimFunc:
+    """An elementwise function of one tensor (`UNARY`, plus LeakyRelu/Elu/Clip with attributes)."""
+    fb = FuncBuilder(op.lower())
+    x = fb.input("X", shape, dtype)
+
+    def fn(*i: Var) -> Expr:
+        v = x[i] if shape else x[0]
+        if op == "LeakyRelu":
+            return select(v < _const(0, dtype), v * _const(attrs.get("alpha", 0.01), dtype), v)
+        if op == "Elu":
+            a = _const(attrs.get("alpha", 1.0), dtype)
+            return select(v < _const(0, dtype), a * (call("exp", v, dtype=dtype) - _const(1.0, dtype)), v)
+        if op == "Clip":
+            lo, hi = attrs.get("min"), attrs.get("max")
+            if lo is not None:
+                v = Max(v, _const(lo, dtype))
+            if hi is not None:
+                v = Min(v, _const(hi, dtype))
+            return v
+        if op not in UNARY:
+            raise ValueError(f"no elementwise operator {op}")
+        return UNARY[op](v, dtype)  # type: ignore[arg-type]
+
+    y = fb.compute("Y", shape, "bool" if op == "Not" else dtype, fn)
+    return fb.build([y])
+
+
+def cast(shape: Shape, src: str, dst: str) -> PrimFunc:
+    fb = FuncBuilder("cast")
+    x = fb.input("X", shape, src)
+    if dst == "bool":
+        y = fb.compute("Y", shape, dst, lambda *i: ne_(x[i], _const(0, src)))
+    else:  # float to integer rounds toward zero, as ONNX does
+        y = fb.compute("Y", shape, dst, lambda *i: Cast(dst, x[i]))
+    return fb.build([y])
+
+
+BINARY: dict[str, Callable[[Expr, Expr], Expr]] = {
+    "Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a, b: a * b,
+    "Div": lambda a, b: FloorDiv(a, b), "Max": Max, "Min": Min,
+    "Pow": lambda a, b: call("pow", a, b, dtype=dtype_of(a) or "float32"),
+    "Equal": lambda a, b: _cmp("==", a, b), "Less": lambda a, b: _cmp("<", a, b),
+    "Greater": lambda a, b: _cmp(">", a, b), "LessOrEqual": lambda a, b: _cmp("<=", a, b),
+    "GreaterOrEqual": lambda a, b: _cmp(">=", a, b), "And": And, "Or": Or,
+    "Mod": lambda a, b: FloorMod(a, b),
+}
+_BOOL_OUT = {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or"}
+
+
+def _cmp(op: str, a: Expr, b: Expr) -> Expr:
+    from .expr import Cmp
+
+    return Cmp(op, a, b)
+
+
+def binary(op: str, a_shape: Shape, b_shape: Shape, dtype: str) -> PrimFunc:
+    """``op(A, B)`` with broadcasting (`BINARY`); comparisons and logic give ``bool``."""
+    if op not in BINARY:
+        raise ValueError(f"no binary operator {op}")
+    out = broadcast_shape(a_shape, b_shape)
+    fb = FuncBuilder(op.lower())
+    in_dt = "bool" if op in ("And", "Or") else dtype
+    a, b = fb.input("A", a_shape, in_dt), fb.input("B", b_shape, in_dt)
+    if op == "Div" and not dtype.startswith("float"):  # ONNX integer division truncates toward zero
+        def fn(*i: Var) -> Expr:
+            x, y = _bcast(a, out, i), _bcast(b, out, i)
+            q = FloorDiv(x, y)
+            return select(and_(ne_(FloorMod(x, y), IntImm(0)), ne_(x < IntImm(0), y < IntImm(0))), q + 1, q)
+    else:
+        def fn(*i: Var) -> Expr:
+            return BINARY[op](_bcast(a, out, i), _bcast(b, out, i))
+
+    y = fb.compute("Y", out, "bool" if op in _BOOL_OUT else dtype, fn)
+    return fb.build([y])
+
+
+def where(c_shape: Shape, x_shape: Shape, y_shape: Shape, dtype: str) -> PrimFunc:
+    out = broadcast_shape(c_shape, x_shape, y_shape)
+    fb = FuncBuilder("where")
+    c, x, y = fb.input("C", c_shape, "bool"), fb.input("X", x_shape, dtype), fb.input("Y", y_shape, dtype)
+    z = fb.compute("Z", out, dtype, lambda *i: select(_bcast(c, out, i), _bcast(x, out, i), _bcast(y, out, i)))
+    return fb.build([z])
+
+
+def _axes(axes: Sequence[int] | None, ndim: int) -> list[int]:
+    if axes is None:
+        return list(range(ndim))
+    out = sorted({a + ndim if a < 0 else a for a in axes})
+    if any(not 0 <= a < ndim for a in out):
+        raise ValueError(f"axes {list(axes)} out of range for {ndim} dimensions")
+    return out
+
+
+def reduce(op: str, shape: Shape, dtype: str, axes: Sequence[int] | None, keepdims: bool = True) -> PrimFunc:
+    """ReduceSum/Mean/Max/Min/Prod/L2/SumSquare over ``axes`` (None: all)."""
+    ax = _axes(axes, len(shape))
+    kept = [d for d in range(len(shape)) if d not in ax]
+    out_shape = tuple(1 if d in ax else shape[d] for d in range(len(shape))) if keepdims else \
+        tuple(shape[d] for d in kept)
+    fb = FuncBuilder(op.lower())
+    x = fb.input("X", shape, dtype)
+    kind = {"ReduceSum": "sum", "ReduceMean": "sum", "ReduceMax": "max", "ReduceMin": "min",
+            "ReduceSumSquare": "sum", "ReduceL2": "sum"}.get(op)
+    if kind is None:
+        raise ValueError(f"no reduction {op}")
+
+    def at(i: tuple[Var, ...], r: tuple[Var, ...]) -> Expr:
+        idx: list[Expr] = []
+        it, rt = iter(i), iter(r)
+        for d in range(len(shape)):
+            if d in ax:
+                idx.append(next(rt))
+                if keepdims:
+                    next(it)
+            else:
+                idx.append(next(it))
+        v = x[tuple(idx)]
+        return v * v if op in ("ReduceSumSquare", "ReduceL2") else v  # type: ignore[operator]
+
+    acc = fb.reduce("Acc" if op in ("ReduceMean", "ReduceL2") else "Y", out_shape, dtype,
+                    [shape[d] for d in ax], at, kind)
+    if op == "ReduceMean":
+        n = math.prod(shape[d] for d in ax)
+        acc = fb.compute("Y", out_shape, dtype, lambda *i: FloorDiv(acc[i], _const(n, dtype)))
+    elif op == "ReduceL2":
+        acc = fb.compute("Y", out_shape, dtype, lambda *i: call("sqrt", acc[i], dtype=dtype))
+    return fb.build([acc])
+
+
+def _drop(i: tuple[Var, ...], axis: int) -> tuple[Expr, ...]:
+    return tuple(v for d, v in enumerate(i) if d != axis)
+
+
+def softmax(shape: Shape, dtype: str, axis: int = -1, log: bool = False) -> PrimFunc:
+    """Softmax (or LogSoftmax) along ``axis``: max, exp-sum, normalize."""
+    ax = axis + len(shape) if axis < 0 else axis
+    red = tuple(n for d, n in enumerate(shape) if d != ax)
+    fb = FuncBuilder("log_softmax" if log else "softmax")
+    x = fb.input("X", shape, dtype)
+
+    def along(i: tuple[Var, ...], r: Expr) -> tuple[Expr, ...]:
+        return tuple(r if d == ax else v for d, v in enumerate(_insert(i, ax)))
+
+    m = fb.reduce("M", red, dtype, (shape[ax],), lambda i, r: x[along(i, r[0])], "max")
+    e = fb.compute("E", shape, dtype, lambda *i: call("exp", x[i] - m[_drop(i, ax)], dtype=dtype))
+    s = fb.reduce("S", red, dtype, (shape[ax],), lambda i, r: e[along(i, r[0])])
+    if log:
+        y = fb.compute("Y", shape, dtype, lambda *i: x[i] - m[_drop(i, ax)] - call("log", s[_drop(i, ax)], dtype=dtype))
+    else:
+        y = fb.compute("Y", shape, dtype, lambda *i: FloorDiv(e[i], s[_drop(i, ax)]))
+    return fb.build([y])
+
+
+def _insert(i: tuple[Var, ...], ax: int) -> tuple[Expr, ...]:
+    """Spatial indices with a placeholder at ``ax`` (replaced by the reduction variable)."""
+    return (*i[:ax], IntImm(0), *i[ax:])
+
+
+def layer_norm(shape: Shape, dtype: str, axis: int = -1, epsilon: float = 1e-5, has_bias: bool = True) -> PrimFunc:
+    """LayerNormalization over the dimensions from ``axis`` on, with scale and (optional) bias."""
+    ax = axis + len(shape) if axis < 0 else axis
+    outer, inner = shape[:ax], shape[ax:]
+    n = math.prod(inner)
+    fb = FuncBuilder("layer_norm")
+    x = fb.input("X", shape, dtype)
+    g = fb.input("Scale", inner, dtype)
+    b = fb.input("B", inner, dtype) if has_bias else None
+    mean = fb.reduce("Mean", outer, dtype, inner, lambda i, r: x[(*i, *r)])
+    mu = fb.compute("Mu", outer, dtype, lambda *i: FloorDiv(mean[i], _const(n, dtype)))
+    var = fb.reduce("Var", outer, dtype, inner, lambda i, r: (x[(*i, *r)] - mu[i]) * (x[(*i, *r)] - mu[i]))
+    rstd = fb.compute("Rstd", outer, dtype,
+                      lambda *i: call("rsqrt", FloorDiv(var[i], _const(n, dtype)) + _const(epsilon, dtype), dtype=dtype))
+
+    def out(*i: Var) -> Expr:
+        o, r = i[:ax], i[ax:]
+        v = (x[i] - mu[o]) * rstd[o] * g[r]
+        return v + b[r] if b is not None else v
+
+    return fb.build([fb.compute("Y", shape, dtype, out)])
+
+
+def matmul(a_shape: Shape, b_shape: Shape, dtype: str, acc_dtype: str | None = None) -> PrimFunc:
+    """numpy ``matmul``: batch dimensions broadcast; 1-D operands are promoted and squeezed."""
+    acc_dtype = acc_dtype or dtype
+    a2 = (1, *a_shape) if len(a_shape) == 1 else a_shape
+    b2 = (*b_shape, 1) if len(b_shape) == 1 else b_shape
+    if a2[-1] != b2[-2]:
+        raise ValueError(f"matmul of {list(a_shape)} and {list(b_shape)}: inner dimensions differ")
+    batch = broadcast_shape(a2[:-2], b2[:-2])
+    m, k, n = a2[-2], a2[-1], b2[-1]
+    fb = FuncBuilder("matmul")
+    a, b = fb.input("A", a_shape, dtype), fb.input("B", b_shape, dtype)
+    full = (*batch, m, n)
+
+    def at_a(i: tuple[Var, ...], r: Var) -> Expr:
+        bi = _bcast_batch(a2, batch, i[: len(batch)])
+        idx = (*bi, i[-2], r) if len(a_shape) > 1 else (r,)
+        return Cast(acc_dtype, a[idx]) if acc_dtype != dtype else a[idx]
+
+    def at_b(i: tuple[Var, ...], r: Var) -> Expr:
+        bi = _bcast_batch(b2, batch, i[: len(batch)])
+        idx = (*bi, r, i[-1]) if len(b_shape) > 1 else (r,)
+        return Cast(acc_dtype, b[idx]) if acc_dtype != dtype else b[idx]
+
+    y = fb.reduce("Y", full, acc_dtype, (k,), lambda i, r: at_a(i, r[0]) * at_b(i, r[0]))
+    if len(a_shape) == 1 or len(b_shape) == 1:
+        out = tuple(d for j, d in enumerate(full) if not ((len(a_shape) == 1 and j == len(full) - 2) or
+                                                         (len(b_shape) == 1 and j == len(full) - 1)))
+        return reshape_into(fb, y, full, out or (1,))
+    return fb.build([y])
+
+
+def _bcast_batch(shape: Shape, batch: Shape, idx: tuple[Var, ...]) -> tuple[Expr, ...]:
+    own = shape[:-2]
+    lead = len(batch) - len(own)
+    return tuple(IntImm(0) if n == 1 else idx[lead + d] for d, n in enumerate(own))
+
+
+def reshape_into(fb: FuncBuilder, src: Buffer, src_shape: Shape, out_shape: Shape) -> PrimFunc:
+    y = fb.compute("Out", out_shape, src.dtype, lambda *i: src[_reindex(i, out_shape, src_shape)])
+    return fb.build([y])
+
+
+def _reindex(idx: Sequence[Expr], shape: Shape, to: Shape) -> tuple[Expr, ...]:
+    """Row-major index ``idx`` in ``shape`` as an index in ``to`` (same element count)."""
+    flat: Expr = IntImm(0)
+    for v, n in zip(idx, shape):
+        flat = flat * n + v
+    out = []
+    stride = math.prod(to)
+    for n in to:
+        stride //= n
+        out.append(FloorMod(FloorDiv(flat, IntImm(stride)), IntImm(n)) if stride > 1 or n > 1 else IntImm(0))
+    return tuple(out)
+
+
+def reshape(shape: Shape, out_shape: Shape, dtype: str) -> PrimFunc:
+    if math.prod(shape) != math.prod(out_shape):
+        raise ValueError(f"cannot reshape {list(shape)} to {list(out_shape)}")
+    fb = FuncBuilder("reshape")
+    x = fb.input("X", shape, dtype)
+    return reshape_into(fb, x, shape, out_shape)
+
+
+def gemm(a_shape: Shape, b_shape: Shape, c_shape: Shape | None, dtype: str, alpha: float = 1.0, beta: float = 1.0,
+         trans_a: bool = False, trans_b: bool = False) -> PrimFunc:
+    """ONNX Gemm: ``alpha · A' B' + beta · C`` (C broadcast)."""
+    m, k = (a_shape[1], a_shape[0]) if trans_a else a_shape
+    k2, n = (b_shape[1], b_shape[0]) if trans_b else b_shape
+    if k != k2:
+        raise ValueError(f"gemm of {list(a_shape)} and {list(b_shape)}: inner dimensions differ")
+    fb = FuncBuilder("gemm")
+    a, b = fb.input("A", a_shape, dtype), fb.input("B", b_shape, dtype)
+    c = fb.input("C", c_shape, dtype) if c_shape is not None else None
+
+    def prod(i: tuple[Var, ...], r: tuple[Var, ...]) -> Expr:
+        x = a[r[0], i[0]] if trans_a else a[i[0], r[0]]
+        y = b[i[1], r[0]] if trans_b else b[r[0], i[1]]
+        return x * y  # type: ignore[operator]
+
+    acc = fb.reduce("Acc" if (c is not None or alpha != 1.0) else "Y", (m, n), dtype, (k,), prod)
+    if c is not None or alpha != 1.0:
+        def out(i: Var, j: Var) -> Expr:
+            v = acc[i, j] * _const(alpha, dtype) if alpha != 1.0 else acc[i, j]
+            if c is not None:
+                cv = _bcast(c, (m, n), (i, j))
+                v = v + (cv * _const(beta, dtype) if beta != 1.0 else cv)  # type: ignore[operator]
+            return v  # type: ignore[return-value]
+        acc = fb.compute("Y", (m, n), dtype, out)
+    return fb.build([acc])
+
+
+def conv2d(x_shape: Shape, w_shape: Shape, dtype: str, strides: Sequence[int] = (1, 1),
+           pads: Sequence[int] = (0, 0, 0, 0), dilations: Sequence[int] = (1, 1), group: int = 1,
+           bias: bool = False, acc_dtype: str | None = None) -> PrimFunc:
+    """NCHW convolution, OIHW weights (I = channels per group), ``pads`` = (top, left, bottom, right)."""
+    acc_dtype = acc_dtype or dtype
+    n, c, h, w = x_shape
+    o, cg, kh, kw = w_shape
+    if c != cg * group or o % group:
+        raise ValueError(f"conv2d: {c} input channels, {cg} per group and {o} outputs do not fit {group} groups")
+    (sh, sw), (dh, dw) = strides, dilations
+    pt, pl, pb, pr = pads
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    og = o // group
+    fb = FuncBuilder("conv2d")
+    x, wt = fb.input("X", x_shape, dtype), fb.input("W", w_shape, dtype)
+    bvec = fb.input("B", (o,), acc_dtype) if bias else None
+    src = x
+    if any(pads):
+        src = fb.compute("Xp", (n, c, h + pt + pb, w + pl + pr), dtype, lambda b_, ch, y, xx: select(
+            and_(and_(y >= pt, y < h + pt), and_(xx >= pl, xx < w + pl)), x[b_, ch, y - pt, xx - pl], _const(0, dtype)))
+
+    def body(i: tuple[Var, ...], r: tuple[Var, ...]) -> Expr:
+        b_, oc, y, xx = i
+        ic, ky, kx = r
+        cin = oc // og * cg + ic if group > 1 else ic
+        xv = src[b_, cin, y * sh + ky * dh, xx * sw + kx * dw]
+        wv = wt[oc, ic, ky, kx]
+        if acc_dtype != dtype:
+            return Cast(acc_dtype, xv) * Cast(acc_dtype, wv)
+        return xv * wv  # type: ignore[operator]
+
+    y = fb.reduce("Acc" if bvec is not None else "Y", (n, o, oh, ow), acc_dtype, (cg, kh, kw), body)
+    if bvec is not None:
+        y = fb.compute("Y", (n, o, oh, ow), acc_dtype, lambda b_, oc, yy, xx: y[b_, oc, yy, xx] + bvec[oc])
+    return fb.build([y])
+
+
+def pool2d(kind: str, x_shape: Shape, dtype: str, kernel: Sequence[int], strides: Sequence[int] = (1, 1),
+           pads: Sequence[int] = (0, 0, 0, 0), count_include_pad: bool = False, ceil_mode: bool = False) -> PrimFunc:
+    """MaxPool / AveragePool over NCHW with explicit pads (top, left, bottom, right)."""
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw) = kernel, strides
+    pt, pl, pb, pr = pads
+    rnd = math.ceil if ceil_mode else math.floor
+    oh = rnd((h + pt + pb - kh) / sh) + 1
+    ow = rnd((w + pl + pr - kw) / sw) + 1
+    fb = FuncBuilder(kind.lower())
+    x = fb.input("X", x_shape, dtype)
+
+    def inside(y: Expr, xx: Expr) -> Expr:
+        return and_(and_(y >= IntImm(0), y < IntImm(h)), and_(xx >= IntImm(0), xx < IntImm(w)))
+
+    def at(i: tuple[Var, ...], r: tuple[Var, ...], fill: Expr) -> Expr:
+        b_, ch, y, xx = i
+        yy, xv = y * sh + r[0] - pt, xx * sw + r[1] - pl
+        return select(inside(yy, xv), x[b_, ch, yy, xv], fill)
+
+    if kind == "MaxPool":
+        low = FloatImm(-3.4028234663852886e38, dtype) if dtype.startswith("float") else IntImm(-128)
+        y = fb.reduce("Y", (n, c, oh, ow), dtype, (kh, kw), lambda i, r: at(i, r, low), "max")
+        return fb.build([y])
+    s = fb.reduce("S", (n, c, oh, ow), dtype, (kh, kw), lambda i, r: at(i, r, _const(0, dtype)))
+    if count_include_pad:
+        y = fb.compute("Y", (n, c, oh, ow), dtype, lambda *i: FloorDiv(s[i], _const(kh * kw, dtype)))
+    else:
+        def count(y_: Var, x_: Var) -> Expr:  # the window's size inside the input
+            y0, x0 = y_ * sh - pt, x_ * sw - pl
+            ny = Min(y0 + kh, IntImm(h)) - Max(y0, IntImm(0))
+            nx = Min(x0 + kw, IntImm(w)) - Max(x0, IntImm(0))
+            return Cast(dtype, ny * nx)
+        y = fb.compute("Y", (n, c, oh, ow), dtype, lambda b_, ch, y_, x_: FloorDiv(s[b_, ch, y_, x_], count(y_, x_)))
+    return fb.build([y])
+
+
+def global_pool(kind: str, x_shape: Shape, dtype: str) -> PrimFunc:
+    sp = x_shape[2:]
+    return reduce("ReduceMax" if kind == "GlobalMaxPool" else "ReduceMean", x_shape, dtype,
+                  list(range(2, 2 + len(sp))), keepdims=True)
+
+
+def transpose(shape: Shape, dtype: str, perm: Sequence[int] | None = None) -> PrimFunc:
+    perm = list(perm) if perm is not None else list(range(len(shape)))[::-1]
+    out = tuple(shape[p] for p in perm)
+    fb = FuncBuilder("transpose")
+    x = fb.input("X", shape, dtype)
+
+    def fn(*i: Var) -> Expr:
+        idx: list[Expr] = [IntImm(0)] * len(shape)
+        for d, p in enumerate(perm):
+            idx[p] = i[d]
+        return x[tuple(idx)]
+
+    return fb.build([fb.compute("Y", out, dtype, fn)])
+
+
+def concat(shapes: Sequence[Shape], dtype: str, axis: int) -> PrimFunc:
+    ax = axis + len(shapes[0]) if axis < 0 else axis
+    total = sum(s[ax] for s in shapes)
+    out = tuple(total if d == ax else n for d, n in enumerate(shapes[0]))
+    fb = FuncBuilder("concat")
+    ins = [fb.input(f"X{j}", s, dtype) for j, s in enumerate(shapes)]
+
+    def fn(*i: Var) -> Expr:
+        offs = [sum(s[ax] for s in shapes[:j]) for j in range(len(shapes))]
+        v: Expr = ins[-1][tuple(i[d] - offs[-1] if d == ax else i[d] for d in range(len(out)))]
+        for j in range(len(shapes) - 2, -1, -1):
+            here = ins[j][tuple(i[d] - offs[j] if d == ax else i[d] for d in range(len(out)))]
+            v = select(i[ax] < IntImm(offs[j] + shapes[j][ax]), here, v)
+        return v
+
+    return fb.build([fb.compute("Y", out, dtype, fn)])
+
+
+def slice_(shape: Shape, dtype: str, starts: Sequence[int], ends: Sequence[int], axes: Sequence[int] | None = None,
+           steps: Sequence[int] | None = None) -> PrimFunc:
+    """ONNX Slice with constant starts/ends/axes/steps (clamped as ONNX does)."""
+    axes = [a + len(shape) if a < 0 else a for a in (axes if axes is not None else range(len(starts)))]
+    steps = list(steps) if steps is not None else [1] * len(starts)
+    begin = [0] * len(shape)
+    step = [1] * len(shape)
+    out = list(shape)
+    for a, s0, e0, st in zip(axes, starts, ends, steps):
+        n = shape[a]
+        s0 = s0 + n if s0 < 0 else s0
+        e0 = e0 + n if e0 < 0 else e0
+        if st > 0:
+            s0, e0 = min(max(s0, 0), n), min(max(e0, 0), n)
+            out[a] = max(0, -(-(e0 - s0) // st))
+        else:
+            s0, e0 = min(max(s0, -1), n - 1), min(max(e0, -1), n - 1)
+            out[a] = max(0, -(-(s0 - e0) // -st))
+        begin[a], step[a] = s0, st
+    fb = FuncBuilder("slice")
+    x = fb.input("X", shape, dtype)
+    y = fb.compute("Y", tuple(out), dtype, lambda *i: x[tuple(IntImm(begin[d]) + i[d] * step[d] for d in range(len(shape)))])
+    return fb.build([y])
+
+
+def gather(shape: Shape, dtype: str, idx_shape: Shape, idx_dtype: str, axis: int = 0) -> PrimFunc:
+    ax = axis + len(shape) if axis < 0 else axis
+    out = (*shape[:ax], *idx_shape, *shape[ax + 1:])
+    fb = FuncBuilder("gather")
+    x, ind = fb.input("X", shape, dtype), fb.input("I", idx_shape or (1,), idx_dtype)
+
+    def fn(*i: Var) -> Expr:
+        k = len(idx_shape)
+        j = Cast("int64", ind[tuple(i[ax:ax + k])] if k else ind[0])
+        j = select(j < IntImm(0), j + shape[ax], j)
+        return x[(*i[:ax], j, *i[ax + k:])]
+
+    return fb.build([fb.compute("Y", out, dtype, fn)])
+
+
+def pad(shape: Shape, dtype: str, pads: Sequence[int], value: float = 0.0) -> PrimFunc:
+    """Constant padding: ``pads`` = begins of every axis, then ends (ONNX order)."""
+    nd = len(shape)
+    lo, hi = pads[:nd], pads[nd:]
+    out = tuple(n + a + b for n, a, b in zip(shape, lo, hi))
+    fb = FuncBuilder("pad")
+    x = fb.input("X", shape, dtype)
+
+    def fn(*i: Var) -> Expr:
+        src = tuple(v - a for v, a in zip(i, lo))
+        ok: Expr = IntImm(1)
+        for s, n in zip(src, shape):
+            ok = and_(ok, and_(s >= IntImm(0), s < IntImm(n)))
+        return select(ok, x[src], _const(value, dtype))
+
+    return fb.build([fb.compute("Y", out, dtype, fn)])
+
+
+def resize_nearest(shape: Shape, dtype: str, out_shape: Shape) -> PrimFunc:
+    """Nearest-neighbour resize (``asymmetric`` coordinates, ``floor`` rounding) to ``out_shape``."""
+    fb = FuncBuilder("resize")
+    x = fb.input("X", shape, dtype)
+    y = fb.compute("Y", out_shape, dtype, lambda *i: x[tuple(
+        FloorDiv(v * IntImm(n), IntImm(m)) for v, n, m in zip(i, shape, out_shape))])
+    return fb.build([y])
+
+
+def batch_norm(shape: Shape, dtype: str, epsilon: float = 1e-5) -> PrimFunc:
+    """BatchNormalization in inference mode over channel dimension 1."""
+    fb = FuncBuilder("batch_norm")
+    x = fb.input("X", shape, dtype)
+    g, b, mean, var = (fb.input(nm, (shape[1],), dtype) for nm in ("Scale", "B", "Mean", "Var"))
+    y = fb.compute("Y", shape, dtype, lambda *i: (x[i] - mean[i[1]]) * call(
+        "rsqrt", var[i[1]] + _const(epsilon, dtype), dtype=dtype) * g[i[1]] + b[i[1]])
+    return fb.build([y])
+
+
+def expand(shape: Shape, dtype: str, out_shape: Shape) -> PrimFunc:
+    out = broadcast_shape(shape, out_shape)
+    fb = FuncBuilder("expand")
+    x = fb.input("X", shape, dtype)
+    return fb.build([fb.compute("Y", out, dtype, lambda *i: _bcast(x, out, i))])
