@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """RTL units under cocotb and Verilator (the same units tests/rtl/test_units.py checks
 under Amaranth's simulator): the GEMM core against numpy on random tiles issued with
 random gaps, every ALU operation on random and edge operands against the ISA's scalar

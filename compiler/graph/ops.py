@@ -1,0 +1,277 @@
+"""The graph IR's operators (ONNX semantics and names): attribute defaults, and how each
+becomes a host kernel (a loop-IR function from `tir.nn`, over the node's static shapes)
+or a *view* (a reshape-like operator that moves no data).
+
+`OPS[op].kernel(node)` returns ``(func, inputs)``: the function and the indices of the
+node inputs that are its parameters, in order (inputs read at compile time, such as a
+Reshape's target shape or a Slice's bounds, are not parameters).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vta.compiler.tir import nn
+from vta.compiler.tir.stmt import PrimFunc
+
+from .ir import GraphError, Node, Value
+
+Kernel = tuple[PrimFunc, list[int]]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    kernel: Callable[[Node], Kernel] | None = None  # None: a view (or folded away)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    view: bool = False
+
+    def normalize(self, attrs: dict[str, Any], inputs: list[Value | None]) -> dict[str, Any]:
+        return {**self.defaults, **attrs}
+
+
+def _shape(v: Value | None, node: Node, what: str) -> tuple[int, ...]:
+    if v is None:
+        raise GraphError(f"node {node.name} ({node.op}): {what} is missing")
+    try:
+        return v.static_shape()
+    except GraphError:
+        raise GraphError(f"node {node.name} ({node.op}): {what} {v.name} has no static shape "
+                         f"({v.type_str()}); give the model's input shapes") from None
+
+
+def _const(node: Node, i: int, what: str) -> np.ndarray | None:
+    v = node.input(i)
+    if v is None:
+        return None
+    if v.const is None:
+        raise GraphError(f"node {node.name} ({node.op}): {what} ({v.name}) must be a constant")
+    return v.const
+
+
+def _dtype(node: Node, i: int = 0) -> str:
+    v = node.inputs[i]
+    if v is None or v.dtype is None:
+        raise GraphError(f"node {node.name} ({node.op}): input {i} has no known dtype")
+    return v.dtype
+
+
+def _out_shape(node: Node, i: int = 0) -> tuple[int, ...]:
+    return _shape(node.outputs[i], node, "output")
+
+
+def _unary(op: str) -> OpDef:
+    return OpDef(op, lambda n: (nn.unary(op, _shape(n.inputs[0], n, "input"), _dtype(n), **n.attrs), [0]))
+
+
+def _binary(op: str) -> OpDef:
+    return OpDef(op, lambda n: (nn.binary(op, _shape(n.inputs[0], n, "A"), _shape(n.inputs[1], n, "B"),
+                                          _dtype(n)), [0, 1]))
+
+
+def _clip(n: Node) -> Kernel:
+    lo, hi = _const(n, 1, "min"), _const(n, 2, "max")
+    attrs = {k: v for k, v in (("min", n.attrs.get("min")), ("max", n.attrs.get("max"))) if v is not None}
+    if lo is not None:
+        attrs["min"] = float(lo)
+    if hi is not None:
+        attrs["max"] = float(hi)
+    return nn.unary("Clip", _shape(n.inputs[0], n, "input"), _dtype(n), **attrs), [0]
+
+
+def _reduce(op: str) -> OpDef:
+    def kernel(n: Node) -> Kernel:
+        axes = n.attrs.get("axes")
+        c = _const(n, 1, "axes") if len(n.inputs) > 1 else None
+        if c is not None:
+            axes = [int(a) for a in c.reshape(-1)]
+        if axes is not None and not axes and n.attrs.get("noop_with_empty_axes"):
+            return nn.unary("Identity", _shape(n.inputs[0], n, "input"), _dtype(n)), [0]
+        return nn.reduce(op, _shape(n.inputs[0], n, "input"), _dtype(n), axes or None,
+                         bool(n.attrs.get("keepdims", 1))), [0]
+    return OpDef(op, kernel)
+
+
+def _pads2d(n: Node, x_shape: tuple[int, ...], kernel: tuple[int, int], strides: tuple[int, int],
+            dilations: tuple[int, int]) -> tuple[int, int, int, int]:
+    auto = n.attrs.get("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        pads = []
+        for d in range(2):
+            size = x_shape[2 + d]
+            out = -(-size // strides[d])
+            total = max(0, (out - 1) * strides[d] + (kernel[d] - 1) * dilations[d] + 1 - size)
+            lo = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            pads.append((lo, total - lo))
+        return pads[0][0], pads[1][0], pads[0][1], pads[1][1]
+    p = list(n.attrs.get("pads", [0, 0, 0, 0]))
+    if len(p) != 4:
+        raise GraphError(f"node {n.name} ({n.op}): only 2-D pads are supported, got {p}")
+    return p[0], p[1], p[2], p[3]
+
+
+def _conv(n: Node) -> Kernel:
+    xs, ws = _shape(n.inputs[0], n, "input"), _shape(n.inputs[1], n, "weights")
+    if len(xs) != 4:
+        raise GraphError(f"node {n.name} (Conv): only 2-D convolutions are supported, input is {list(xs)}")
+    k = tuple(n.attrs.get("kernel_shape", ws[2:]))
+    s = tuple(n.attrs.get("strides", [1, 1]))
+    d = tuple(n.attrs.get("dilations", [1, 1]))
+    pads = _pads2d(n, xs, k, s, d)  # type: ignore[arg-type]
+    bias = n.input(2) is not None
+    f = nn.conv2d(xs, ws, _dtype(n), s, pads, d, int(n.attrs.get("group", 1)), bias=bias)
+    return f, [0, 1, 2] if bias else [0, 1]
+
+
+def _pool(op: str) -> OpDef:
+    def kernel(n: Node) -> Kernel:
+        xs = _shape(n.inputs[0], n, "input")
+        k = tuple(n.attrs["kernel_shape"])
+        s = tuple(n.attrs.get("strides", [1, 1]))
+        if len(k) != 2 or any(x != 1 for x in n.attrs.get("dilations", [1, 1])):
+            raise GraphError(f"node {n.name} ({op}): only 2-D pools without dilation are supported")
+        pads = _pads2d(n, xs, k, s, (1, 1))  # type: ignore[arg-type]
+        return nn.pool2d(op, xs, _dtype(n), k, s, pads, bool(n.attrs.get("count_include_pad", 0)),
+                         bool(n.attrs.get("ceil_mode", 0))), [0]
+    return OpDef(op, kernel)
+
+
+def _gemm(n: Node) -> Kernel:
+    a, b = _shape(n.inputs[0], n, "A"), _shape(n.inputs[1], n, "B")
+    c = _shape(n.inputs[2], n, "C") if n.input(2) is not None else None
+    f = nn.gemm(a, b, c, _dtype(n), float(n.attrs.get("alpha", 1.0)), float(n.attrs.get("beta", 1.0)),
+                bool(n.attrs.get("transA", 0)), bool(n.attrs.get("transB", 0)))
+    return f, [0, 1, 2] if c is not None else [0, 1]
+
+
+def _softmax(log: bool) -> Callable[[Node], Kernel]:
+    return lambda n: (nn.softmax(_shape(n.inputs[0], n, "input"), _dtype(n), int(n.attrs.get("axis", -1)), log), [0])
+
+
+def _layer_norm(n: Node) -> Kernel:
+    bias = n.input(2) is not None
+    if len(n.outputs) > 1 and any(o.name for o in n.outputs[1:]):
+        pass  # mean/inv-std outputs are for training; not produced
+    f = nn.layer_norm(_shape(n.inputs[0], n, "input"), _dtype(n), int(n.attrs.get("axis", -1)),
+                      float(n.attrs.get("epsilon", 1e-5)), bias)
+    return f, [0, 1, 2] if bias else [0, 1]
+
+
+def _transpose(n: Node) -> Kernel:
+    return nn.transpose(_shape(n.inputs[0], n, "input"), _dtype(n), n.attrs.get("perm")), [0]
+
+
+def _concat(n: Node) -> Kernel:
+    shapes = [_shape(v, n, f"input {i}") for i, v in enumerate(n.inputs)]
+    return nn.concat(shapes, _dtype(n), int(n.attrs["axis"])), list(range(len(n.inputs)))
+
+
+def _slice(n: Node) -> Kernel:
+    xs = _shape(n.inputs[0], n, "input")
+    starts, ends = _const(n, 1, "starts"), _const(n, 2, "ends")
+    if starts is None or ends is None:
+        raise GraphError(f"node {n.name} (Slice): starts and ends are required")
+    axes, steps = _const(n, 3, "axes"), _const(n, 4, "steps")
+    big = 1 << 62
+    clamp = lambda a: [int(max(min(x, big), -big)) for x in a.reshape(-1)]  # noqa: E731
+    f = nn.slice_(xs, _dtype(n), clamp(starts), clamp(ends), None if axes is None else clamp(axes),
+                  None if steps is None else clamp(steps))
+    return f, [0]
+
+
+def _gather(n: Node) -> Kernel:
+    return nn.gather(_shape(n.inputs[0], n, "data"), _dtype(n), _shape(n.inputs[1], n, "indices"), _dtype(n, 1),
+                     int(n.attrs.get("axis", 0))), [0, 1]
+
+
+def _where(n: Node) -> Kernel:
+    return nn.where(*(_shape(v, n, f"input {i}") for i, v in enumerate(n.inputs)), _dtype(n, 1)), [0, 1, 2]
+
+
+def _pad(n: Node) -> Kernel:
+    if n.attrs.get("mode", "constant") != "constant":
+        raise GraphError(f"node {n.name} (Pad): only constant padding is supported")
+    pads = _const(n, 1, "pads") if len(n.inputs) > 1 else np.array(n.attrs.get("pads"))
+    value = _const(n, 2, "constant_value")
+    return nn.pad(_shape(n.inputs[0], n, "input"), _dtype(n), [int(p) for p in pads.reshape(-1)],  # type: ignore[union-attr]
+                  0.0 if value is None else float(value.reshape(-1)[0])), [0]
+
+
+def _resize(n: Node) -> Kernel:
+    if n.attrs.get("mode", "nearest") != "nearest" or \
+            n.attrs.get("coordinate_transformation_mode", "half_pixel") not in ("asymmetric", "half_pixel") or \
+            n.attrs.get("nearest_mode", "round_prefer_floor") not in ("floor", "round_prefer_floor"):
+        raise GraphError(f"node {n.name} (Resize): only nearest-neighbour resizing by integer factors is supported")
+    xs, out = _shape(n.inputs[0], n, "input"), _out_shape(n)
+    if any(o % i for i, o in zip(xs, out)):
+        raise GraphError(f"node {n.name} (Resize): {list(xs)} to {list(out)} is not an integer upscale")
+    return nn.resize_nearest(xs, _dtype(n), out), [0]
+
+
+def _cast(n: Node) -> Kernel:
+    from .onnx_import import _DTYPES
+
+    return nn.cast(_shape(n.inputs[0], n, "input"), _dtype(n), _DTYPES[int(n.attrs["to"])]), [0]
+
+
+def _batch_norm(n: Node) -> Kernel:
+    return nn.batch_norm(_shape(n.inputs[0], n, "input"), _dtype(n), float(n.attrs.get("epsilon", 1e-5))), \
+        [0, 1, 2, 3, 4]
+
+
+def _global_pool(op: str) -> OpDef:
+    return OpDef(op, lambda n: (nn.global_pool(op, _shape(n.inputs[0], n, "input"), _dtype(n)), [0]))
+
+
+def _expand(n: Node) -> Kernel:
+    return nn.expand(_shape(n.inputs[0], n, "input"), _dtype(n), _out_shape(n)), [0]
+
+
+def _matmul(n: Node) -> Kernel:
+    return nn.matmul(_shape(n.inputs[0], n, "A"), _shape(n.inputs[1], n, "B"), _dtype(n)), [0, 1]
+
+
+def _view(op: str) -> OpDef:
+    return OpDef(op, None, view=True)
+
+
+def _folded(op: str) -> OpDef:
+    """An operator whose result is known at compile time (its output becomes a constant)."""
+    return OpDef(op, None)
+
+
+OPS: dict[str, OpDef] = {d.name: d for d in [
+    *(_unary(op) for op in ("Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Abs", "Neg", "Erf", "Floor", "Ceil",
+                            "Round", "Reciprocal", "Sin", "Cos", "Softplus", "Not", "LeakyRelu", "Elu",
+                            "HardSigmoid", "HardSwish", "Gelu")),
+    *(_binary(op) for op in ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Equal", "Less", "Greater",
+                             "LessOrEqual", "GreaterOrEqual", "And", "Or", "Mod")),
+    *(_reduce(op) for op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL2")),
+    *(_pool(op) for op in ("MaxPool", "AveragePool")),
+    *(_global_pool(op) for op in ("GlobalAveragePool", "GlobalMaxPool")),
+    OpDef("Clip", _clip), OpDef("Conv", _conv), OpDef("Gemm", _gemm), OpDef("MatMul", _matmul),
+    OpDef("Softmax", _softmax(False)), OpDef("LogSoftmax", _softmax(True)),
+    OpDef("LayerNormalization", _layer_norm), OpDef("Transpose", _transpose), OpDef("Concat", _concat),
+    OpDef("Slice", _slice), OpDef("Gather", _gather), OpDef("Where", _where), OpDef("Pad", _pad),
+    OpDef("Resize", _resize), OpDef("Cast", _cast), OpDef("BatchNormalization", _batch_norm),
+    OpDef("Expand", _expand),
+    *(_view(op) for op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")),
+    *(_folded(op) for op in ("Shape", "Constant", "ConstantOfShape", "Size", "Range")),
+    OpDef("QuantizeLinear", None), OpDef("DequantizeLinear", None),
+]}
+
+
+def kernel_of(node: Node) -> Kernel:
+    d = OPS.get(node.op)
+    if d is None or d.kernel is None:
+        raise GraphError(f"node {node.name}: op {node.op} has no host kernel")
+    return d.kernel(node)
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)

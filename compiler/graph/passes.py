@@ -1,0 +1,120 @@
+"""Graph passes, run as one ordered, named pipeline (`PIPELINE`); `run_pipeline` can print
+the graph after any of them (``--dump-after``).
+
+- ``shape_inference``: every value has a dtype and a static shape (the model's input
+  shapes bound at import), or the pass says which value does not;
+- ``fold_constants``: nodes whose inputs are all constants are evaluated at compile time
+  by ONNX's reference implementation (shape arithmetic, weight preprocessing), and
+  ``Shape`` of a statically shaped value becomes a constant;
+- ``eliminate_dead``: nodes whose outputs nothing uses are removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .ir import Graph, GraphError, Module, Node, Value
+
+Pass = Callable[[Module], Module]
+
+
+def _onnx_node(n: Node):  # type: ignore[no-untyped-def]
+    from onnx import helper, numpy_helper
+
+    attrs = {}
+    for k, v in n.attrs.items():
+        attrs[k] = numpy_helper.from_array(v) if isinstance(v, np.ndarray) else v
+    ins = [f"i{i}" if v is not None else "" for i, v in enumerate(n.inputs)]
+    return helper.make_node(n.op, ins, [f"o{i}" for i in range(len(n.outputs))], **attrs)
+
+
+def evaluate_node(n: Node) -> list[np.ndarray]:
+    """The outputs of ``n`` on its constant inputs, by ONNX's reference implementation."""
+    from onnx.reference import ReferenceEvaluator
+
+    feeds = {f"i{i}": v.const for i, v in enumerate(n.inputs) if v is not None}
+    try:
+        return [np.asarray(x) for x in ReferenceEvaluator(_onnx_node(n)).run(None, feeds)]
+    except Exception as e:
+        raise GraphError(f"node {n.name} ({n.op}): cannot evaluate at compile time ({type(e).__name__}: {e})") \
+            from None
+
+
+def fold_constants(mod: Module) -> Module:
+    g = mod.main
+    kept = []
+    for n in g.nodes:
+        if n.op == "Shape" and n.inputs[0] is not None and n.inputs[0].shape is not None and \
+                all(isinstance(d, int) for d in n.inputs[0].shape):
+            shape = np.array(n.inputs[0].shape, np.int64)
+            start, end = n.attrs.get("start", 0), n.attrs.get("end")
+            _set_const(n.outputs[0], shape[start:end])
+            continue
+        if n.op in ("QuantizeLinear", "DequantizeLinear") and not all(v is None or v.is_const for v in n.inputs):
+            kept.append(n)
+            continue
+        if all(v is None or v.is_const for v in n.inputs) and n.op not in ("Dropout",):
+            for v, a in zip(n.outputs, evaluate_node(n)):
+                _set_const(v, a)
+            continue
+        kept.append(n)
+    g.nodes = kept
+    return mod
+
+
+def _set_const(v: Value, a: np.ndarray) -> None:
+    from .onnx_import import _np_dtype
+
+    v.const = np.ascontiguousarray(a)
+    v.dtype = _np_dtype(v.const, v.name)
+    v.shape = tuple(v.const.shape)
+    v.producer = None
+
+
+def shape_inference(mod: Module) -> Module:
+    for n in mod.main.nodes:
+        for v in n.outputs:
+            if v.dtype is None or v.shape is None or not all(isinstance(d, int) for d in v.shape):
+                raise GraphError(f"node {n.name} ({n.op}): output {v.name} has type {v.type_str()}; every shape must "
+                                 "be static to compile (bind the model's input shapes)")
+    return mod
+
+
+def eliminate_dead(mod: Module) -> Module:
+    g = mod.main
+    live = {v.uid for v in g.outputs}
+    kept: list[Node] = []
+    for n in reversed(g.nodes):
+        if any(v.uid in live for v in n.outputs):
+            kept.append(n)
+            live.update(v.uid for v in n.inputs if v is not None)
+    g.nodes = kept[::-1]
+    return mod
+
+
+PIPELINE: list[tuple[str, Pass]] = [
+    ("fold_constants", fold_constants),
+    ("shape_inference", shape_inference),
+    ("eliminate_dead", eliminate_dead),
+]
+
+
+def run_pipeline(mod: Module, dump_after: set[str] | None = None, out: Callable[[str], None] = print,
+                 stop_after: str | None = None) -> Module:
+    names = [n for n, _ in PIPELINE]
+    for want in dump_after or ():
+        if want not in names:
+            raise GraphError(f"no pass {want!r}; passes in order: {', '.join(names)}")
+    for name, p in PIPELINE:
+        mod = p(mod)
+        if dump_after and name in dump_after:
+            out(f"# after {name}\n{mod}")
+        if name == stop_after:
+            break
+    return mod
+
+
+def graph_main(mod: Module) -> Graph:
+    return mod.main
