@@ -79,25 +79,35 @@ class CpuKernel:
     _scratch: list[np.ndarray] = field(repr=False)
     parallel_extent: int | None = None
 
+    def __post_init__(self) -> None:
+        from vta.compiler.tir.stmt import BufferStore
+        from vta.compiler.tir.transform import walk_stmt
+
+        stored = {s.buffer for s in walk_stmt(self.func.body) if isinstance(s, BufferStore)}
+        self._written = {i for i, p in enumerate(self.func.params) if p in stored}
+
     def __call__(self, *arrays: np.ndarray, threads: int | None = None) -> None:
         params = self.func.params
         if len(arrays) != len(params):
             raise ValueError(f"{self.func.name} takes {len(params)} arrays ({', '.join(p.name for p in params)}), "
                              f"got {len(arrays)}")
         ptrs = []
-        for buf, arr in zip(params, arrays):
+        written = self._written
+        for k, (buf, arr) in enumerate(zip(params, arrays)):
             shape = tuple(d.value for d in buf.shape)  # type: ignore[attr-defined]
             want = np.dtype(numpy_dtype(buf.dtype))
             if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != want:
                 got = f"{arr.dtype}{list(arr.shape)}" if isinstance(arr, np.ndarray) else type(arr).__name__
                 raise ValueError(f"{self.func.name}: {buf.name} must be {want}{list(shape)}, got {got}")
-            if not arr.flags.c_contiguous or not arr.flags.writeable:
-                raise ValueError(f"{self.func.name}: {buf.name} must be a writeable C-contiguous array")
+            if not arr.flags.c_contiguous or (k in written and not arr.flags.writeable):
+                raise ValueError(f"{self.func.name}: {buf.name} must be a C-contiguous array"
+                                 + (" and writeable" if k in written else ""))
             ptrs.append(arr.ctypes.data)
         for i, a in enumerate(arrays):
-            for b in arrays[i + 1:]:
-                if np.shares_memory(a, b):
-                    raise ValueError(f"{self.func.name}: two arguments share memory")
+            for j in range(i + 1, len(arrays)):
+                if (i in written or j in written) and np.shares_memory(a, arrays[j]):
+                    raise ValueError(f"{self.func.name}: {params[i].name} and {params[j].name} share memory, and "
+                                     "one of them is written")
         ptrs += [s.ctypes.data for s in self._scratch]
         n = self.parallel_extent
         if n is None:

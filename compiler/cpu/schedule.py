@@ -1,0 +1,42 @@
+"""Default CPU schedules for the host operator library: reductions get their init hoisted
+out of the reduction loops (so inner loops are branch-free and vectorize), and a function
+that is one loop nest runs its outermost spatial loop in parallel."""
+
+from __future__ import annotations
+
+from vta.compiler.tir.schedule import Schedule, ScheduleError
+from vta.compiler.tir.stmt import Block, For, PrimFunc, SeqStmt
+from vta.compiler.tir.transform import walk_stmt
+
+
+def default_schedule(func: PrimFunc) -> PrimFunc:
+    sch = Schedule(func)
+    for blk in [s for s in walk_stmt(func.body) if isinstance(s, Block) and s.init is not None]:
+        loops = sch._loops_above(blk.name)
+        realize_vars = _reduction_loops(sch, blk.name)
+        first = next((v for v in loops if v in realize_vars), None)
+        if first is not None:
+            try:
+                sch.decompose_reduction(blk.name, first)
+            except ScheduleError:
+                pass
+    body = sch.func.body
+    if isinstance(body, For) and body.extent.value > 1 and not isinstance(body.body, SeqStmt):  # type: ignore[attr-defined]
+        try:
+            sch.parallel(body.var)
+        except ScheduleError:
+            pass
+    return sch.func
+
+
+def _reduction_loops(sch: Schedule, block: str) -> set:  # type: ignore[type-arg]
+    from vta.compiler.tir.expr import free_vars
+    from vta.compiler.tir.stmt import BlockRealize
+
+    out = set()
+    for s in walk_stmt(sch.func.body):
+        if isinstance(s, BlockRealize) and s.block.name == block:
+            for iv, v in zip(s.block.iter_vars, s.iter_values):
+                if iv.kind == "R":
+                    out |= free_vars(v)
+    return out
