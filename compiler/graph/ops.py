@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from vta.compiler.tir import nn
 from vta.compiler.tir.stmt import PrimFunc
 
@@ -178,7 +177,7 @@ def _slice(n: Node) -> Kernel:
         raise GraphError(f"node {n.name} (Slice): starts and ends are required")
     axes, steps = _const(n, 3, "axes"), _const(n, 4, "steps")
     big = 1 << 62
-    clamp = lambda a: [int(max(min(x, big), -big)) for x in a.reshape(-1)]  # noqa: E731
+    clamp = lambda a: [int(max(min(x, big), -big)) for x in a.reshape(-1)]
     f = nn.slice_(xs, _dtype(n), clamp(starts), clamp(ends), None if axes is None else clamp(axes),
                   None if steps is None else clamp(steps))
     return f, [0]

@@ -1,0 +1,88 @@
+"""ONNX models through the graph compiler on the CPU backend, against onnxruntime: a
+ResNet-style and a MobileNet-style CNN and a BERT-style encoder; the printed graph; the
+pass pipeline; and the errors bad models and bad inputs get."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx_models import bert_style, mobilenet_style, resnet_style
+from vta.compiler.graph import GraphError, import_onnx
+from vta.compiler.graph.build import compile_module
+from vta.runtime import run_graph
+
+
+def _compare(model: onnx.ModelProto, feeds: dict[str, np.ndarray], rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    ref = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    mod = import_onnx(model, {k: v.shape for k, v in feeds.items()})
+    exe = compile_module(mod)
+    outs, report = run_graph(exe, feeds)
+    for r, (name, got) in zip(ref, outs.items()):
+        np.testing.assert_allclose(got.reshape(r.shape), r, rtol=rtol, atol=atol, err_msg=name)
+    assert report.ops and all(op.device in ("cpu", "view") for op in report.ops)
+
+
+def test_resnet_style_matches_onnxruntime() -> None:
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    _compare(resnet_style(), {"input": x})
+
+
+def test_mobilenet_style_matches_onnxruntime() -> None:
+    x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    _compare(mobilenet_style(), {"input": x})
+
+
+def test_bert_style_matches_onnxruntime() -> None:
+    rng = np.random.default_rng(2)
+    ids = rng.integers(0, 50, (2, 8)).astype(np.int64)
+    mask = np.ones((2, 8), np.int64)
+    mask[1, 5:] = 0
+    _compare(bert_style(), {"ids": ids, "mask": mask}, rtol=1e-4, atol=1e-4)
+
+
+def test_printed_graph_and_dump_after() -> None:
+    mod = import_onnx(resnet_style())
+    text = str(mod)
+    assert "def main(%input: float32[N, 3, 16, 16]) -> (%prob: float32[N, 10]):" in text
+    assert "%stem_c = Conv(%input, @stem_w, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]) : " \
+           "float32[N, 16, 16, 16]" in text
+    dumps: list[str] = []
+    compile_module(import_onnx(resnet_style(), {"input": (1, 3, 16, 16)}), {"fold_constants"}, dumps.append)
+    assert dumps and dumps[0].startswith("# after fold_constants")
+    with pytest.raises(GraphError, match="no pass 'fuse_everything'; passes in order: fold_constants"):
+        compile_module(import_onnx(resnet_style(), {"input": (1, 3, 16, 16)}), {"fuse_everything"})
+
+
+def test_bad_models(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = resnet_style().SerializeToString()
+    p = tmp_path / "cut.onnx"
+    p.write_bytes(data[: len(data) // 3])
+    with pytest.raises(GraphError, match="cut.onnx: not a valid ONNX model"):
+        import_onnx(p)
+    with pytest.raises(GraphError, match="no such file"):
+        import_onnx(tmp_path / "missing.onnx")
+    m = resnet_style()
+    m.graph.node[3].op_type = "FancyConv"
+    with pytest.raises(GraphError, match=r"node #3: op FancyConv is not supported; supported ops: Abs, Add"):
+        import_onnx(m)
+    with pytest.raises(GraphError, match="model has no input 'image'; inputs: input"):
+        import_onnx(resnet_style(), {"image": (1, 3, 16, 16)})
+    with pytest.raises(GraphError, match=r"input input: shape \[1, 3, 8, 8\] does not match the model's"):
+        import_onnx(resnet_style(), {"input": (1, 3, 8, 8)})
+
+
+def test_bad_inputs() -> None:
+    exe = compile_module(import_onnx(resnet_style(), {"input": (1, 3, 16, 16)}))
+    x = np.zeros((1, 3, 16, 16), np.float32)
+    with pytest.raises(GraphError, match="missing input input"):
+        run_graph(exe, {})
+    with pytest.raises(GraphError, match=r"input input: expected float32\[1, 3, 16, 16\], got float64.*wrong dtype"):
+        run_graph(exe, {"input": x.astype(np.float64)})
+    with pytest.raises(GraphError, match=r"got float32\[1, 3, 8, 16\] \(wrong shape\)"):
+        run_graph(exe, {"input": x[:, :, :8]})
+    with pytest.raises(GraphError, match="unknown input\\(s\\) extra"):
+        run_graph(exe, {"input": x, "extra": x})
+    with pytest.raises(GraphError, match="output stem_c has type float32\\[N, 16, 16, 16\\]; every shape must be static"):
+        compile_module(import_onnx(resnet_style()))
