@@ -69,6 +69,8 @@ class CodegenError(VTAError):
 
 
 def llvm_type(dtype: str) -> ir.Type:
+    if dtype == "float16":  # half arithmetic would call compiler-rt helpers the JIT cannot resolve
+        raise CodegenError("float16 is not supported by the CPU backend (compute in float32)")
     if dtype not in _TYPES:
         raise CodegenError(f"dtype {dtype} has no CPU representation")
     return _TYPES[dtype]

@@ -168,8 +168,8 @@ def _attr(a: Any) -> Any:
 
 
 def _safe(name: str) -> str:
-    out = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
-    return out if out and not out[0].isdigit() else f"v{out}"
+    """Names stay as the model has them (inputs are fed by them); an empty one gets a placeholder."""
+    return name or "unnamed"
 
 
 def _uniquify(g: Graph) -> None:

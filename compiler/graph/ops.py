@@ -235,6 +235,44 @@ def _matmul(n: Node) -> Kernel:
     return nn.matmul(_shape(n.inputs[0], n, "A"), _shape(n.inputs[1], n, "B"), _dtype(n)), [0, 1]
 
 
+def _qdq(n: Node, quantize: bool) -> Kernel:
+    """QuantizeLinear / DequantizeLinear: scale and zero point as (1,)-shaped or per-axis parameters."""
+    from .ir import Value
+
+    xs = _shape(n.inputs[0], n, "input")
+    scale = n.inputs[1]
+    zp = n.input(2)
+    s_shape = _shape(scale, n, "scale") or (1,)
+    if len(s_shape) > 1:
+        raise GraphError(f"node {n.name} ({n.op}): blocked quantization is not supported")
+    s_shape = s_shape or (1,)
+    if quantize:
+        out_dt = zp.dtype if zp is not None else _dtype_name(n.attrs.get("output_dtype", 2))
+    else:
+        out_dt = n.outputs[0].dtype or "float32"
+    if zp is None:  # an implicit zero point: materialize it as a constant input
+        zdt = out_dt if quantize else _dtype(n)
+        zp = Value(f"{n.name}_zero", zdt, s_shape, const=np.zeros(s_shape, {"int8": np.int8, "uint8": np.uint8,
+                                                                          "int32": np.int32, "int16": np.int16}[zdt]))
+        n.inputs = [n.inputs[0], scale, zp]
+    if scale.const is not None and scale.const.ndim == 0:  # type: ignore[union-attr]
+        scale.const = scale.const.reshape(1)  # type: ignore[union-attr]
+    if zp.const is not None and zp.const.ndim == 0:
+        zp.const = zp.const.reshape(1)
+    axis = int(n.attrs.get("axis", 1))
+    if quantize:
+        f = nn.quantize_linear(xs, s_shape, out_dt, axis, _dtype(n))  # type: ignore[arg-type]
+    else:
+        f = nn.dequantize_linear(xs, s_shape, _dtype(n), axis, scale.dtype or "float32")
+    return f, [0, 1, 2]
+
+
+def _dtype_name(code: int) -> str:
+    from .onnx_import import _DTYPES
+
+    return _DTYPES[int(code)]
+
+
 def _view(op: str) -> OpDef:
     return OpDef(op, None, view=True)
 
@@ -261,7 +299,8 @@ OPS: dict[str, OpDef] = {d.name: d for d in [
     OpDef("Expand", _expand),
     *(_view(op) for op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")),
     *(_folded(op) for op in ("Shape", "Constant", "ConstantOfShape", "Size", "Range")),
-    OpDef("QuantizeLinear", None), OpDef("DequantizeLinear", None),
+    OpDef("QuantizeLinear", lambda n: _qdq(n, True)), OpDef("DequantizeLinear", lambda n: _qdq(n, False)),
+    OpDef("CastLike", lambda n: (nn.cast(_shape(n.inputs[0], n, "input"), _dtype(n), _dtype(n, 1)), [0])),
 ]}
 
 

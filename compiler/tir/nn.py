@@ -542,3 +542,45 @@ def expand(shape: Shape, dtype: str, out_shape: Shape) -> PrimFunc:
     fb = FuncBuilder("expand")
     x = fb.input("X", shape, dtype)
     return fb.build([fb.compute("Y", out, dtype, lambda *i: _bcast(x, out, i))])
+
+
+_QRANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "int32": (-(1 << 31), (1 << 31) - 1)}
+
+
+def quantize_linear(shape: Shape, scale_shape: Shape, out_dtype: str, axis: int = 1, in_dtype: str = "float32") -> PrimFunc:
+    """ONNX QuantizeLinear: ``saturate(round_half_even(x / scale) + zero_point)``; scale and zero
+    point are per tensor (shape ``(1,)``) or per ``axis``."""
+    lo, hi = _QRANGE[out_dtype]
+    fb = FuncBuilder("quantize")
+    x = fb.input("X", shape, in_dtype)
+    s = fb.input("Scale", scale_shape, in_dtype)
+    z = fb.input("Zero", scale_shape, out_dtype)
+    ax = axis + len(shape) if axis < 0 else axis
+
+    def at(buf: Buffer, i: tuple[Var, ...]) -> Expr:
+        return buf[0] if scale_shape == (1,) else buf[i[ax]]  # type: ignore[return-value]
+
+    def fn(*i: Var) -> Expr:
+        q = call("round", FloorDiv(x[i], at(s, i)), dtype=in_dtype) + Cast(in_dtype, at(z, i))
+        return Cast(out_dtype, Min(Max(q, _const(lo, in_dtype)), _const(hi, in_dtype)))
+
+    return fb.build([fb.compute("Y", shape, out_dtype, fn)])
+
+
+def dequantize_linear(shape: Shape, scale_shape: Shape, in_dtype: str, axis: int = 1,
+                      out_dtype: str = "float32") -> PrimFunc:
+    """ONNX DequantizeLinear: ``(x - zero_point) · scale``."""
+    fb = FuncBuilder("dequantize")
+    x = fb.input("X", shape, in_dtype)
+    s = fb.input("Scale", scale_shape, out_dtype)
+    z = fb.input("Zero", scale_shape, in_dtype)
+    ax = axis + len(shape) if axis < 0 else axis
+
+    def at(buf: Buffer, i: tuple[Var, ...]) -> Expr:
+        return buf[0] if scale_shape == (1,) else buf[i[ax]]  # type: ignore[return-value]
+
+    def fn(*i: Var) -> Expr:
+        wide = "int32" if in_dtype != "int32" else "int64"
+        return Cast(out_dtype, Cast(wide, x[i]) - Cast(wide, at(z, i))) * at(s, i)
+
+    return fb.build([fb.compute("Y", shape, out_dtype, fn)])
