@@ -8,19 +8,17 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx.backend.base import Backend, BackendRep
-
 from vta.compiler.graph import import_onnx
 from vta.compiler.graph.build import compile_module
 
 from .graph import run_graph
-
 
 # inputs that are operands of the operator's definition (shapes, axes, bounds), not data:
 # the backend binds them as constants, as a model would hold them as initializers
 _OPERANDS = {"Reshape": {1}, "Slice": {1, 2, 3, 4}, "Unsqueeze": {1}, "Squeeze": {1}, "Expand": {1}, "Pad": {1, 2},
              "Resize": {1, 2, 3}, "ConstantOfShape": {0}, "Clip": {1, 2}, "ReduceSum": {1}, "ReduceMean": {1},
              "ReduceMax": {1}, "ReduceMin": {1}, "ReduceSumSquare": {1}, "ReduceL2": {1}, "Tile": {1},
-             "Split": {1}, "TopK": {1}, "Range": {0, 1, 2}}
+             "Split": {1}, "TopK": {1}, "Range": {0, 1, 2}, "Dropout": {1, 2}}
 
 
 def _bind_operands(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> onnx.ModelProto:

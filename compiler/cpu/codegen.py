@@ -8,7 +8,8 @@ split among threads by the caller; otherwise the range is the whole loop, or unu
 Semantics follow the reference interpreter (`tir.interp`): blocks bind their iterators,
 a predicate guards the block, an init part runs when every reduction iterator is 0;
 stores convert to the buffer's dtype (integers wrap, floats round); ``//`` and ``%`` are
-floor division and remainder on integers, ``//`` is true division on floats; a
+floor division and remainder (the divisor's sign), except that ``//`` is true division on
+floats (``fmod`` is C's remainder); a
 ``select`` whose branches read memory evaluates only the branch it takes. Loop kinds:
 ``unrolled`` loops are unrolled here, ``vectorized`` and serial inner loops are left to
 LLVM's loop vectorizer (the optimizer runs at -O3), ``parallel`` applies to the outer
@@ -282,7 +283,13 @@ class _Gen:
         if _is_float(dt):
             if isinstance(e, (Min, Max)):
                 return b.select(b.fcmp_ordered("<" if isinstance(e, Min) else ">", x, y), x, y)
-            op = {Add: b.fadd, Sub: b.fsub, Mul: b.fmul, FloorDiv: b.fdiv, FloorMod: b.frem}[type(e)]
+            if isinstance(e, FloorMod):  # the divisor's sign, as Python's %
+                r = b.frem(x, y)
+                zero = ir.Constant(x.type, 0.0)
+                adjust = b.and_(b.fcmp_unordered("!=", r, zero),
+                                b.icmp_signed("!=", b.fcmp_ordered("<", r, zero), b.fcmp_ordered("<", y, zero)))
+                return b.select(adjust, b.fadd(r, y), r)
+            op = {Add: b.fadd, Sub: b.fsub, Mul: b.fmul, FloorDiv: b.fdiv}[type(e)]
             return op(x, y)
         if isinstance(e, (Min, Max)):
             cmp = b.icmp_unsigned if dt == "uint8" else b.icmp_signed
@@ -331,6 +338,8 @@ class _Gen:
         if e.op in intrinsic:
             fn = self.module.declare_intrinsic(intrinsic[e.op], [ty])
             return b.call(fn, args)
+        if e.op == "fmod":
+            return b.frem(args[0], args[1])
         if e.op == "sigmoid":
             ex = b.call(self.module.declare_intrinsic("llvm.exp", [ty]), [b.fneg(args[0])])
             return b.fdiv(ir.Constant(ty, 1.0), b.fadd(ir.Constant(ty, 1.0), ex))

@@ -69,8 +69,13 @@ def _unary(op: str) -> OpDef:
 
 
 def _binary(op: str) -> OpDef:
-    return OpDef(op, lambda n: (nn.binary(op, _shape(n.inputs[0], n, "A"), _shape(n.inputs[1], n, "B"),
-                                          _dtype(n)), [0, 1]))
+    def kernel(n: Node) -> Kernel:
+        if len(n.inputs) != 2:
+            raise GraphError(f"node {n.name} ({op}): {len(n.inputs)} inputs; the graph compiler splits variadic "
+                             "operators into pairs first")
+        return nn.binary(op, _shape(n.inputs[0], n, "A"), _shape(n.inputs[1], n, "B"), _dtype(n),
+                         bool(n.attrs.get("fmod", 0))), [0, 1]
+    return OpDef(op, kernel)
 
 
 def _clip(n: Node) -> Kernel:
@@ -286,6 +291,7 @@ OPS: dict[str, OpDef] = {d.name: d for d in [
     *(_unary(op) for op in ("Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Abs", "Neg", "Erf", "Floor", "Ceil",
                             "Round", "Reciprocal", "Sin", "Cos", "Softplus", "Not", "LeakyRelu", "Elu",
                             "HardSigmoid", "HardSwish", "Gelu")),
+    OpDef("Sum"), OpDef("Mean"),
     *(_binary(op) for op in ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Equal", "Less", "Greater",
                              "LessOrEqual", "GreaterOrEqual", "And", "Or", "Mod")),
     *(_reduce(op) for op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL2")),

@@ -55,7 +55,7 @@ def fold_constants(mod: Module) -> Module:
         if n.op in ("QuantizeLinear", "DequantizeLinear") and not all(v is None or v.is_const for v in n.inputs):
             kept.append(n)
             continue
-        if all(v is None or v.is_const for v in n.inputs) and n.op not in ("Dropout",):
+        if all(v is None or v.is_const for v in n.inputs):
             for v, a in zip(n.outputs, evaluate_node(n)):
                 _set_const(v, a)
             continue
@@ -71,6 +71,61 @@ def _set_const(v: Value, a: np.ndarray) -> None:
     v.dtype = _np_dtype(v.const, v.name)
     v.shape = tuple(v.const.shape)
     v.producer = None
+
+
+def check_inference(mod: Module) -> Module:
+    """Refuse what only training does (a Dropout whose training_mode is not constant false)."""
+    for n in mod.main.nodes:
+        t = n.input(2) if n.op == "Dropout" else None
+        if t is not None and not (t.is_const and not t.const.any()):  # type: ignore[union-attr]
+            raise GraphError(f"node {n.name} (Dropout): training mode is not supported (inference only)")
+    return mod
+
+
+def split_variadic(mod: Module) -> Module:
+    """Max/Min/Sum/Mean of more than two inputs become chains of two-input nodes (Mean
+    divides at the end); a single input is the identity."""
+    g = mod.main
+    out: list[Node] = []
+    for n in g.nodes:
+        if n.op not in ("Max", "Min", "Sum", "Mean") or len(n.inputs) == 2 and n.op in ("Max", "Min"):
+            out.append(n)
+            continue
+        op = {"Sum": "Add", "Mean": "Add"}.get(n.op, n.op)
+        acc = n.inputs[0]
+        y = n.outputs[0]
+        if len(n.inputs) == 1 and n.op != "Mean":
+            out.append(Node("Identity", [acc], [y], {}, n.name))
+            continue
+        for k, v in enumerate(n.inputs[1:], 1):
+            last = k == len(n.inputs) - 1 and n.op != "Mean"
+            res = y if last else Value(f"{n.name}_{k}", y.dtype, None)
+            node = Node(op, [acc, v], [res], {}, f"{n.name}_{k}")
+            res.producer = node
+            out.append(node)
+            acc = res
+        if n.op == "Mean":
+            cnt = Value(f"{n.name}_count", y.dtype, (), const=np.array(len(n.inputs), np.float32))
+            node = Node("Div", [acc, cnt], [y], {}, f"{n.name}_mean")
+            y.producer = node
+            out.append(node)
+    g.nodes = out
+    _infer_missing(g)
+    return mod
+
+
+def _infer_missing(g: Graph) -> None:
+    """Shapes of values the passes made: elementwise chains broadcast their inputs."""
+    from vta.compiler.tir.nn import broadcast_shape
+
+    for n in g.nodes:
+        for v in n.outputs:
+            if v.shape is None and all(x is not None and x.shape is not None for x in n.inputs):
+                try:
+                    v.shape = broadcast_shape(*[x.shape for x in n.inputs])  # type: ignore[misc,union-attr]
+                except (ValueError, TypeError):
+                    pass
+                v.dtype = v.dtype or n.inputs[0].dtype  # type: ignore[union-attr]
 
 
 def shape_inference(mod: Module) -> Module:
@@ -95,6 +150,8 @@ def eliminate_dead(mod: Module) -> Module:
 
 
 PIPELINE: list[tuple[str, Pass]] = [
+    ("check_inference", check_inference),
+    ("split_variadic", split_variadic),
     ("fold_constants", fold_constants),
     ("shape_inference", shape_inference),
     ("eliminate_dead", eliminate_dead),

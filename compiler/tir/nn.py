@@ -86,6 +86,12 @@ def unary(op: str, shape: Shape, dtype: str, **attrs: float) -> PrimFunc:
         if op == "Elu":
             a = _const(attrs.get("alpha", 1.0), dtype)
             return select(v < _const(0, dtype), a * (call("exp", v, dtype=dtype) - _const(1.0, dtype)), v)
+        if op == "HardSigmoid":
+            a, b = _const(attrs.get("alpha", 0.2), dtype), _const(attrs.get("beta", 0.5), dtype)
+            return Min(Max(v * a + b, _const(0, dtype)), _const(1, dtype))
+        if op == "Gelu" and attrs.get("approximate", "none") == "tanh":
+            inner = (v + _const(0.044715, dtype) * v * v * v) * _const(math.sqrt(2 / math.pi), dtype)
+            return _const(0.5, dtype) * v * (_const(1.0, dtype) + call("tanh", inner, dtype=dtype))
         if op == "Clip":
             lo, hi = attrs.get("min"), attrs.get("max")
             if lo is not None:
@@ -129,8 +135,11 @@ def _cmp(op: str, a: Expr, b: Expr) -> Expr:
     return Cmp(op, a, b)
 
 
-def binary(op: str, a_shape: Shape, b_shape: Shape, dtype: str) -> PrimFunc:
-    """``op(A, B)`` with broadcasting (`BINARY`); comparisons and logic give ``bool``."""
+def binary(op: str, a_shape: Shape, b_shape: Shape, dtype: str, fmod: bool = False) -> PrimFunc:
+    """``op(A, B)`` with broadcasting (`BINARY`); comparisons and logic give ``bool``. ``Mod``
+    takes the divisor's sign, or with ``fmod`` the dividend's (C ``fmod``)."""
+    if op == "Mod":
+        return _mod(a_shape, b_shape, dtype, fmod)
     if op not in BINARY:
         raise ValueError(f"no binary operator {op}")
     out = broadcast_shape(a_shape, b_shape)
@@ -148,6 +157,24 @@ def binary(op: str, a_shape: Shape, b_shape: Shape, dtype: str) -> PrimFunc:
 
     y = fb.compute("Y", out, "bool" if op in _BOOL_OUT else dtype, fn)
     return fb.build([y])
+
+
+def _mod(a_shape: Shape, b_shape: Shape, dtype: str, fmod: bool) -> PrimFunc:
+    out = broadcast_shape(a_shape, b_shape)
+    fb = FuncBuilder("mod")
+    a, b = fb.input("A", a_shape, dtype), fb.input("B", b_shape, dtype)
+    flt = dtype.startswith("float")
+
+    def fn(*i: Var) -> Expr:
+        x, y = _bcast(a, out, i), _bcast(b, out, i)
+        if flt:
+            return call("fmod", x, y, dtype=dtype) if fmod else FloorMod(x, y)
+        r = FloorMod(x, y)  # the divisor's sign
+        if not fmod:
+            return r
+        return select(and_(ne_(r, IntImm(0)), ne_(x < IntImm(0), y < IntImm(0))), r - y, r)
+
+    return fb.build([fb.compute("Y", out, dtype, fn)])
 
 
 def where(c_shape: Shape, x_shape: Shape, y_shape: Shape, dtype: str) -> PrimFunc:

@@ -20,7 +20,7 @@ MATH = {  # name: (arity, numpy function)
     "exp": (1, np.exp), "log": (1, np.log), "sqrt": (1, np.sqrt), "tanh": (1, np.tanh), "abs": (1, np.abs),
     "floor": (1, np.floor), "ceil": (1, np.ceil), "round": (1, np.round), "sin": (1, np.sin), "cos": (1, np.cos),
     "erf": (1, np.vectorize(math.erf, otypes=[np.float64])), "sigmoid": (1, lambda x: 1 / (1 + np.exp(-x))),
-    "pow": (2, np.power), "rsqrt": (1, lambda x: 1 / np.sqrt(x)),
+    "pow": (2, np.power), "rsqrt": (1, lambda x: 1 / np.sqrt(x)), "fmod": (2, np.fmod),
 }
 FLOATS = ("float16", "float32", "float64")
 
