@@ -44,8 +44,9 @@ def test_resnet18_layer_bit_exact(name: str, layer: str) -> None:
 
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("epilogue", [None, REQUANT, Epilogue(shift=3), Epilogue(multiplier=-3, out_dtype="int32"),
-                                      Epilogue(bias=True, relu=True, zero_point=5)],
-                         ids=["int32", "requant", "pow2", "mul_int32", "bias_relu_zp"])
+                                      Epilogue(bias=True, relu=True, zero_point=5),
+                                      Epilogue(bias=True, multiplier=300, shift=22, zero_point=-3, relu=True)],
+                         ids=["int32", "requant", "pow2", "mul_int32", "bias_relu_zp", "long_shift"])
 def test_epilogues(name: str, epilogue: Epilogue | None) -> None:
     cfg = PRESETS[name]
     check(Conv2d(cfg.batch, 2 * cfg.block_in, 6, 5, 2 * cfg.block_out, 3, 1, 1), cfg, epilogue)
@@ -59,6 +60,7 @@ def test_groups_stride_and_batch_matmul(name: str) -> None:
     check(Conv2d(bn, 4 * bi, 6, 6, 4 * bo, 3, 1, 1, groups=2), cfg, REQUANT)
     check(Conv2d(2 * bn, bi, 9, 7, bo, 3, 2, 2), cfg)
     check(Conv2d(bn, bi, 4, 4, bo, 4, 1, 3), cfg)  # padding wider than a tile's valid rows
+    check(Conv2d(bn, bi, 5, 5, bo, 3, 1, 1, pad_value=-7), cfg, REQUANT)  # padding with a zero point
     check(Dense(bn, bo, bi, batches=3), cfg, REQUANT)
 
 

@@ -28,11 +28,12 @@ def unpack(y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(y.reshape(a0 * b0, b1 * b2, *rest))
 
 
-def conv2d_nchw(x: np.ndarray, w: np.ndarray, stride: int = 1, pad: int = 0, groups: int = 1) -> np.ndarray:
-    """``x`` NCHW, ``w`` OIHW (I: channels per group) to NCHW, exact in int64."""
+def conv2d_nchw(x: np.ndarray, w: np.ndarray, stride: int = 1, pad: int = 0, groups: int = 1,
+                pad_value: int = 0) -> np.ndarray:
+    """``x`` NCHW, ``w`` OIHW (I: channels per group) to NCHW, exact in int64; the border reads ``pad_value``."""
     n, _, h, wd = x.shape
     o, cg, k, _ = w.shape
-    xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=pad_value)
     oh, ow = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
     og = o // groups
     out = np.zeros((n, o, oh, ow), np.int64)
@@ -64,7 +65,7 @@ def operands(wl: Conv2d | Dense, cfg: Config, epilogue: Epilogue | None, seed: i
     if isinstance(wl, Conv2d):
         x = rng.integers(-128, 128, (wl.batch, wl.in_ch, wl.h, wl.w))
         w = rng.integers(-128, 128, (wl.out_ch, wl.in_ch // wl.groups, wl.kernel, wl.kernel))
-        acc = wrap32(conv2d_nchw(x, w, wl.stride, wl.pad, wl.groups))
+        acc = wrap32(conv2d_nchw(x, w, wl.stride, wl.pad, wl.groups, wl.pad_value))
         ins = [pack(x, bn, bi).astype(np.int8), pack(w, bo, bi).astype(np.int8)]
         channels = wl.out_ch
     else:

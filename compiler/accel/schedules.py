@@ -41,6 +41,7 @@ class Conv2d:
     stride: int = 1
     pad: int = 0
     groups: int = 1
+    pad_value: int = 0  # what the padding reads: the input's zero point
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -54,11 +55,11 @@ class Conv2d:
 
     def key(self) -> str:
         return (f"conv2d_n{self.batch}_c{self.in_ch}_{self.h}x{self.w}_o{self.out_ch}_k{self.kernel}"
-                f"_s{self.stride}_p{self.pad}_g{self.groups}")
+                f"_s{self.stride}_p{self.pad}_g{self.groups}" + (f"_z{self.pad_value}" if self.pad_value else ""))
 
     def func(self, config: Config, epilogue: Epilogue | None = None) -> PrimFunc:
         f = conv2d_packed(self.batch, self.in_ch, self.h, self.w, self.out_ch, self.kernel, self.stride, self.pad,
-                          self.groups, (config.batch, config.block_in, config.block_out))
+                          self.groups, (config.batch, config.block_in, config.block_out), pad_value=self.pad_value)
         return with_epilogue(f, epilogue) if epilogue is not None else f
 
 

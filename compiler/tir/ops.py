@@ -52,7 +52,7 @@ def dense(m: int, n: int, k: int, in_dtype: str = "int8", acc_dtype: str = "int3
 
 def conv2d_packed(batch: int, in_ch: int, h: int, w: int, out_ch: int, kernel: int, stride: int = 1, pad: int = 0,
                   groups: int = 1, blocks: tuple[int, int, int] = (1, 16, 16), in_dtype: str = "int8",
-                  acc_dtype: str = "int32") -> PrimFunc:
+                  acc_dtype: str = "int32", pad_value: int = 0) -> PrimFunc:
     """2-D convolution in the accelerator's packed layout, ``blocks = (bn, bi, bo)``
     (batch, block_in, block_out of a config):
 
@@ -60,7 +60,8 @@ def conv2d_packed(batch: int, in_ch: int, h: int, w: int, out_ch: int, kernel: i
     - weights ``Wt[o // bo, c_g // bi, ky, kx, o % bo, c_g % bi]`` (c_g: channel within the group);
     - output ``Out[n // bn, o // bo, oy, ox, n % bn, o % bo]``.
 
-    Padding reads as 0. Each group's input and output channels must be whole blocks.
+    Padding reads as ``pad_value`` (an asymmetric-quantized input's zero point). Each group's
+    input and output channels must be whole blocks.
     """
     bn, bi, bo = blocks
     for what, total, blk in (("batch", batch, bn), ("input channels", in_ch, bi), ("output channels", out_ch, bo)):
@@ -85,7 +86,7 @@ def conv2d_packed(batch: int, in_ch: int, h: int, w: int, out_ch: int, kernel: i
     src = d
     if pad:  # a padding stage: the accelerator's input DMA does it on the fly
         src = Buffer("Dp", (batch // bn, in_ch // bi, h + 2 * pad, w + 2 * pad, bn, bi), in_dtype)
-        stages.append(_pad_stage(d, src, pad))
+        stages.append(_pad_stage(d, src, pad, pad_value))
         allocs.append(src)
     if kernel == 1 and stride > 1:  # a subsampling stage: the DMA reads only the pixels used
         sub = Buffer("Ds", (batch // bn, in_ch // bi, oh, ow, bn, bi), in_dtype)
@@ -125,8 +126,8 @@ def _subsample_stage(d: Buffer, ds: Buffer, stride: int) -> Stmt:
                  BlockRealize(tuple(loops), IntImm(1), blk))
 
 
-def _pad_stage(d: Buffer, dp: Buffer, pad: int) -> Stmt:
-    """``Dp[.., y, x, ..] = D[.., y - pad, x - pad, ..]`` inside the input, 0 in the border."""
+def _pad_stage(d: Buffer, dp: Buffer, pad: int, value: int = 0) -> Stmt:
+    """``Dp[.., y, x, ..] = D[.., y - pad, x - pad, ..]`` inside the input, ``value`` in the border."""
     h, w = d.shape[2].value, d.shape[3].value  # type: ignore[attr-defined]
     loops = [Var(n) for n in ("n0", "c0", "y", "x", "n1", "c1")]
     ivs = [IterVar(Var(f"v{v.name}"), dp.shape[i]) for i, v in enumerate(loops)]
@@ -134,7 +135,7 @@ def _pad_stage(d: Buffer, dp: Buffer, pad: int) -> Stmt:
     inside = and_(and_(y >= pad, y < h + pad), and_(x >= pad, x < w + pad))
     src = d[n0, c0, y - pad, x - pad, n1, c1]  # type: ignore[index,operator]
     blk = Block("pad", tuple(ivs), reads=(src,), writes=(dp[n0, c0, y, x, n1, c1],),  # type: ignore[index]
-                body=BufferStore(dp, select(inside, src, 0), (n0, c0, y, x, n1, c1)))
+                body=BufferStore(dp, select(inside, src, value), (n0, c0, y, x, n1, c1)))
     return _nest([(v, dp.shape[i].value) for i, v in enumerate(loops)],  # type: ignore[attr-defined]
                  BlockRealize(tuple(loops), IntImm(1), blk))
 
@@ -188,7 +189,12 @@ class Epilogue:
     ``bias``; requantize, ``(x · multiplier + 2^(shift-1)) >> shift`` (the rounding add only
     when ``shift > 0``; ``multiplier = 1`` is the pure power-of-two mode); add
     ``zero_point``; ReLU (clip at the zero point from below); clip to ``out_dtype``'s range
-    and narrow. Each step wraps to 32 bits like the accelerator's ALU."""
+    and narrow. Each step wraps to 32 bits like the accelerator's ALU.
+
+    Shifts up to 31 are allowed: past 15 (where the rounding constant no longer fits the
+    ALU's 16-bit immediate) the shift runs in two steps, a floor shift by ``shift - 15``,
+    then the rounding add of 2^14 and a shift by 15 (rounding the floor-shifted value;
+    `reference` computes exactly this)."""
 
     bias: bool = False
     multiplier: int = 1
@@ -200,30 +206,38 @@ class Epilogue:
     def __post_init__(self) -> None:
         if not IMM_MIN <= self.multiplier <= IMM_MAX:
             raise ValueError(f"epilogue: multiplier {self.multiplier} does not fit the ALU's signed 16-bit immediate")
-        if not 0 <= self.shift <= 15:
-            raise ValueError(f"epilogue: shift {self.shift} is outside 0..15 (the rounding constant 2^(shift-1) "
-                             "must fit the 16-bit immediate)")
+        if not 0 <= self.shift <= 31:
+            raise ValueError(f"epilogue: shift {self.shift} is outside 0..31")
         if self.out_dtype not in (*_RANGES, "int32"):
             raise ValueError(f"epilogue: out_dtype {self.out_dtype!r} is not one of {', '.join((*_RANGES, 'int32'))}")
         lo, hi = _RANGES.get(self.out_dtype, (IMM_MIN, IMM_MAX))
         if not lo <= self.zero_point <= hi:
             raise ValueError(f"epilogue: zero point {self.zero_point} is outside {self.out_dtype}'s range")
 
+    @property
+    def _steps(self) -> tuple[int, int]:
+        """(floor pre-shift, rounding shift)."""
+        return (self.shift - 15, 15) if self.shift > 15 else (0, self.shift)
+
     def expr(self, x: Expr, bias: Expr | None, acc_dtype: str = "int32") -> Expr:
         """The epilogue applied to accumulator value ``x``; ``bias`` is its channel's
-        *folded* bias (`fold_bias`), which carries the multiplier and the rounding constant,
-        so the accelerator runs one operation fewer: ``(x·m + (b·m + 2^(s-1))) >> s`` equals
-        ``((x + b)·m + 2^(s-1)) >> s`` in 32-bit wrapping arithmetic."""
+        *folded* bias (`fold_bias`), which carries the multiplier (and, for shifts up to 15,
+        the rounding constant), so the accelerator runs one operation fewer:
+        ``(x·m + (b·m + 2^(s-1))) >> s`` equals ``((x + b)·m + 2^(s-1)) >> s`` in 32-bit
+        wrapping arithmetic."""
+        pre, rnd = self._steps
         if self.multiplier != 1:
             x = Cast(acc_dtype, x * self.multiplier)
         if self.bias:
             if bias is None:
                 raise ValueError("epilogue: a bias step needs the bias value")
             x = Cast(acc_dtype, x + bias)
-        elif self.shift:
-            x = Cast(acc_dtype, x + (1 << (self.shift - 1)))
-        if self.shift:
-            x = FloorDiv(x, IntImm(1 << self.shift))
+        if pre:
+            x = FloorDiv(x, IntImm(1 << pre))
+        if rnd and (pre or not self.bias):
+            x = Cast(acc_dtype, x + (1 << (rnd - 1)))
+        if rnd:
+            x = FloorDiv(x, IntImm(1 << rnd))
         if self.zero_point:
             x = Cast(acc_dtype, x + self.zero_point)
         lo, hi = _RANGES.get(self.out_dtype, (None, None))
@@ -236,22 +250,27 @@ class Epilogue:
         return Cast(self.out_dtype, x)
 
     def fold_bias(self, bias: np.ndarray) -> np.ndarray:
-        """The int32 values the kernel's ``Bias`` parameter holds: ``b·m + 2^(shift-1)``, wrapped."""
-        v = bias.astype(np.int64) * self.multiplier + ((1 << (self.shift - 1)) if self.shift else 0)
+        """The int32 values the kernel's ``Bias`` parameter holds: ``b·m`` (plus the rounding
+        constant ``2^(shift-1)`` when the shift is one step), wrapped."""
+        pre, rnd = self._steps
+        v = bias.astype(np.int64) * self.multiplier + ((1 << (rnd - 1)) if rnd and not pre else 0)
         return (((v + (1 << 31)) % (1 << 32)) - (1 << 31)).astype(np.int32)
 
     def reference(self, acc: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-        """The same recipe in numpy on int64 values (``bias`` broadcasts against ``acc``)."""
+        """The same recipe in numpy on int64 values (``bias`` raw, broadcasting against ``acc``)."""
         def wrap(v: np.ndarray) -> np.ndarray:
             return ((v + (1 << 31)) % (1 << 32)) - (1 << 31)
 
+        pre, rnd = self._steps
         x = acc.astype(np.int64)
         if self.bias:
             x = wrap(x + bias)
         if self.multiplier != 1:
             x = wrap(x * self.multiplier)
-        if self.shift:
-            x = wrap(x + (1 << (self.shift - 1))) >> self.shift
+        if pre:
+            x = x >> pre
+        if rnd:
+            x = wrap(x + (1 << (rnd - 1))) >> rnd
         if self.zero_point:
             x = wrap(x + self.zero_point)
         lo, hi = _RANGES.get(self.out_dtype, (None, None))
