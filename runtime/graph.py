@@ -11,9 +11,12 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from vta.compiler.graph.build import Executable
+from vta.compiler.graph.build import Executable, Step
 from vta.compiler.graph.ir import GraphError, Value
 from vta.compiler.tir.interp import numpy_dtype
+
+from .device import Device, open_device
+from .execute import run_program
 
 
 @dataclass
@@ -33,6 +36,11 @@ class OpRecord:
 class Report:
     ops: list[OpRecord] = field(default_factory=list)
     seconds: float = 0.0
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def accel_cycles(self) -> int:
+        return sum(r.cycles or 0 for r in self.ops)
 
     def by_device(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -60,9 +68,35 @@ def check_feeds(exe: Executable, feeds: dict[str, np.ndarray]) -> dict[int, np.n
     return env
 
 
-def run_graph(exe: Executable, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Report]:
+def _accel_reference(st: Step, x: np.ndarray) -> np.ndarray:
+    """The numpy fixed-point reference of an accelerator step (same recipe, bit for bit)."""
+    from vta.compiler.accel.reference import conv2d_nchw, pack, unpack
+    from vta.compiler.accel.schedules import Conv2d
+
+    a = st.node.attrs
+    wl, ep, cfg = a["workload"], a["epilogue"], st.accel.config  # type: ignore[attr-defined]
+    w = unpack(a["weights"]).astype(np.int64)
+    xs = unpack(x).astype(np.int64)
+    bias = a["bias"].astype(np.int64)
+    if isinstance(wl, Conv2d):
+        acc = conv2d_nchw(xs, w, wl.stride, wl.pad, wl.groups, wl.pad_value)
+        y = ep.reference(acc, bias[None, :, None, None])
+    else:
+        y = ep.reference(xs @ w.T, bias[None, :])
+    return pack(y, cfg.batch, cfg.block_out)
+
+
+def run_graph(exe: Executable, feeds: dict[str, np.ndarray], device: Device | None = None, target: str = "fsim",
+              keep: bool = False, reference: bool = False) -> tuple[dict[str, np.ndarray], Report]:
+    """Run ``exe`` on ``feeds``. Accelerator steps run on ``device`` (default: a new ``target``
+    device for the executable's config), or with ``reference`` on the numpy fixed-point
+    reference. With ``keep`` the report's ``values`` holds every float value by name (for
+    calibration)."""
     env = check_feeds(exe, feeds)
     report = Report()
+    if device is None and exe.config is not None and not reference and \
+            any(st.kind == "accel" for st in exe.steps):
+        device = open_device(target, exe.config)
 
     def get(v: Value) -> np.ndarray:
         return v.const if v.const is not None else env[v.uid]
@@ -71,15 +105,47 @@ def run_graph(exe: Executable, feeds: dict[str, np.ndarray]) -> tuple[dict[str, 
     for st in exe.steps:
         n = st.node
         t0 = time.perf_counter()
+        out = n.outputs[0]
         if st.kind == "view":
-            env[n.outputs[0].uid] = get(n.inputs[0]).reshape(n.outputs[0].static_shape())  # type: ignore[arg-type]
+            env[out.uid] = get(n.inputs[0]).reshape(out.static_shape())  # type: ignore[arg-type]
             report.ops.append(OpRecord(n.name, n.op, "view", time.perf_counter() - t0))
             continue
-        out = n.outputs[0]
-        res = np.empty(out.static_shape() or (1,), numpy_dtype(out.dtype))  # type: ignore[arg-type]
+        if st.kind == "accel":
+            x = get(st.args[0])
+            if reference:
+                env[out.uid] = _accel_reference(st, x)
+                report.ops.append(OpRecord(n.name, n.op, "reference", time.perf_counter() - t0))
+                continue
+            k = st.accel
+            res = run_program(k.program(x, n.attrs["weights"], n.attrs["bias_packed"]), device)  # type: ignore[attr-defined,arg-type]
+            env[out.uid] = res.outputs[k.outputs()[0]].astype(np.int8)  # type: ignore[attr-defined]
+            stats = res.stats
+            report.ops.append(OpRecord(n.name, n.op, f"accel ({device.name})", time.perf_counter() - t0,  # type: ignore[union-attr]
+                                       stats.cycles, round(stats.gemm_utilization, 4), stats.dram_bytes))
+            continue
+        res_arr = np.empty(out.static_shape() or (1,), numpy_dtype(out.dtype))  # type: ignore[arg-type]
         args = [get(v) for v in st.args]
-        st.kernel(*[a.reshape(a.shape or (1,)) for a in args], res)  # type: ignore[misc]
-        env[out.uid] = res.reshape(out.static_shape())
+        st.kernel(*[a.reshape(a.shape or (1,)) for a in args], res_arr)  # type: ignore[misc]
+        env[out.uid] = res_arr.reshape(out.static_shape())
         report.ops.append(OpRecord(n.name, n.op, "cpu", time.perf_counter() - t0))
     report.seconds = time.perf_counter() - t_all
+    if keep:
+        from vta.compiler.graph.ir import walk_values
+
+        report.values = {v.name: env[v.uid] for v in walk_values(exe.graph) if v.uid in env}
     return {v.name: get(v) for v in exe.outputs}, report
+
+
+def calibrate(feeds_list: list[dict[str, np.ndarray]]):  # type: ignore[no-untyped-def]
+    """A calibration function for `compile_module`: the ranges of every float value over the runs."""
+    from vta.compiler.graph.quantize import calibration_ranges
+
+    def run(exe: Executable) -> dict[str, tuple[float, float]]:
+        seen: dict[str, list[np.ndarray]] = {}
+        for feeds in feeds_list:
+            _, rep = run_graph(exe, feeds, keep=True)
+            for k, v in rep.values.items():
+                seen.setdefault(k, []).append(v)
+        return calibration_ranges(seen)
+
+    return run

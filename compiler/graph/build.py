@@ -13,28 +13,33 @@ from dataclasses import dataclass, field
 
 from vta.compiler.cpu import CpuKernel, compile_cpu
 from vta.compiler.tir.printer import func_str
+from vta.isa import Config
 
-from .ir import Graph, GraphError, Module, Node, Value
-from .ops import OPS, kernel_of
-from .passes import run_pipeline
+from .ir import Graph, GraphError, Module, Node, Value  # noqa: F401
+from .ops import ACCEL_OPS, OPS, kernel_of
+from .passes import FLOAT_PASSES, PassContext, run_pipeline
 
 
 @dataclass
 class Step:
     node: Node
-    kind: str  # "kernel" or "view"
+    kind: str  # "kernel" (host), "accel" or "view"
     kernel: CpuKernel | None = None
     args: list[Value] = field(default_factory=list)  # kernel parameters among the node's inputs
+    accel: object | None = None  # the `AccelKernel` of an accelerator step
 
 
 @dataclass
 class Executable:
-    """What the executor runs: the graph, its steps in order, and compile statistics."""
+    """What the executor runs: the graph, its steps in order, the accelerator config (None
+    when everything runs on the host) and compile statistics."""
 
     graph: Graph
     steps: list[Step]
     compile_s: float
     kernels: int
+    config: Config | None = None
+    accelerated: int = 0
 
     @property
     def inputs(self) -> list[Value]:
@@ -51,15 +56,41 @@ def _schedule(func):  # type: ignore[no-untyped-def]
     return default_schedule(func)
 
 
-def compile_module(mod: Module, dump_after: set[str] | None = None, out: Callable[[str], None] = print) -> Executable:
-    """Run the pass pipeline and compile every node for the host CPU."""
+Calibrate = Callable[[Executable], dict[str, tuple[float, float]]]
+
+
+def compile_module(mod: Module, config: Config | None = None, calibrate: Calibrate | None = None,
+                   dump_after: set[str] | None = None, out: Callable[[str], None] = print,
+                   log: object | None = None) -> Executable:
+    """Run the pass pipeline and compile every node. With an accelerator ``config``, the
+    float module is compiled first and ``calibrate`` (the executor's calibration run) gives
+    the value ranges the quantization needs; convolutions and dense layers then run on the
+    accelerator (tilings from the tuning ``log`` when given) and the rest on the host."""
     t0 = time.perf_counter()
-    mod = run_pipeline(mod, dump_after, out)
+    ctx = PassContext(config)
+    mod = run_pipeline(mod, ctx, dump_after, out, stop_after=FLOAT_PASSES)
+    if config is not None:
+        if calibrate is None:
+            raise GraphError("quantizing for the accelerator needs calibration inputs")
+        ctx.ranges = calibrate(_compile_steps(mod, None, None, 0.0))
+    mod = run_pipeline(mod, ctx, dump_after, out, start="quantize")
+    return _compile_steps(mod, config, log, t0, ctx.accelerated)
+
+
+def _compile_steps(mod: Module, config: Config | None, log: object | None, t0: float, accelerated: int = 0) -> Executable:
     g = mod.main
     cache: dict[str, CpuKernel] = {}
     steps = []
     for n in g.nodes:
         d = OPS[n.op]
+        if n.op in ACCEL_OPS:
+            from vta.compiler.accel.build import build
+
+            if config is None:
+                raise GraphError(f"node {n.name} ({n.op}) needs an accelerator config")
+            built = build(n.attrs["workload"], config, n.attrs["epilogue"], log=log)
+            steps.append(Step(n, "accel", accel=built.kernel, args=[n.inputs[0]]))  # type: ignore[list-item]
+            continue
         if d.view:
             steps.append(Step(n, "view"))
             continue
@@ -72,4 +103,4 @@ def compile_module(mod: Module, dump_after: set[str] | None = None, out: Callabl
         if k is None:
             k = cache[key] = compile_cpu(func)
         steps.append(Step(n, "kernel", k, [n.inputs[i] for i in args]))  # type: ignore[misc]
-    return Executable(g, steps, time.perf_counter() - t0, len(cache))
+    return Executable(g, steps, time.perf_counter() - t0 if t0 else 0.0, len(cache), config, accelerated)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .ir import Graph, GraphError, Module, Node, Value
-from .ops import OPS
+from .ops import ONNX_OPS as OPS
 
 _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 10: "float16",
            11: "float64"}

@@ -310,6 +310,18 @@ OPS: dict[str, OpDef] = {d.name: d for d in [
 ]}
 
 
+ONNX_OPS = dict(OPS)  # what the importer accepts
+
+# operators the compiler introduces: the accelerator's layout conversions and kernels
+ACCEL_OPS = ("AccelConv2d", "AccelDense")
+OPS.update({d.name: d for d in [
+    OpDef("Pack", lambda n: (nn.pack(_shape(n.inputs[0], n, "input"), _dtype(n), tuple(n.attrs["blocks"]),
+                                     tuple(n.attrs["padded"]), int(n.attrs.get("fill", 0))), [0])),
+    OpDef("Unpack", lambda n: (nn.unpack(_shape(n.inputs[0], n, "input"), _dtype(n), _out_shape(n)), [0])),
+    *(OpDef(op) for op in ACCEL_OPS),
+]})
+
+
 def kernel_of(node: Node) -> Kernel:
     d = OPS.get(node.op)
     if d is None or d.kernel is None:

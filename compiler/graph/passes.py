@@ -6,18 +6,27 @@ the graph after any of them (``--dump-after``).
 - ``fold_constants``: nodes whose inputs are all constants are evaluated at compile time
   by ONNX's reference implementation (shape arithmetic, weight preprocessing), and
   ``Shape`` of a statically shaped value becomes a constant;
-- ``eliminate_dead``: nodes whose outputs nothing uses are removed.
+- ``fold_batchnorm``: a BatchNormalization after a Conv folds into its weights;
+- ``eliminate_dead``: nodes whose outputs nothing uses are removed;
+- ``quantize`` (with an accelerator config): convolutions and dense layers, with a ReLU
+  after them, become int8 accelerator kernels fed by quantize and pack conversions
+  (`quantize`);
+- ``fuse_layouts``: conversions that undo each other between accelerator kernels go;
+- ``partition``: each node is assigned to the accelerator or the CPU.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from vta.isa import Config
+
 from .ir import Graph, GraphError, Module, Node, Value
 
-Pass = Callable[[Module], Module]
+Pass = Callable[[Module, "PassContext"], Module]
 
 
 def _onnx_node(n: Node):  # type: ignore[no-untyped-def]
@@ -128,6 +137,36 @@ def _infer_missing(g: Graph) -> None:
                 v.dtype = v.dtype or n.inputs[0].dtype  # type: ignore[union-attr]
 
 
+def fold_batchnorm(mod: Module) -> Module:
+    """A BatchNormalization right after a Conv with constant weights (and nothing else
+    reading the Conv) folds into the Conv's weights and bias."""
+    g = mod.main
+    users = g.consumers()
+    kept = []
+    for n in g.nodes:
+        x = n.inputs[0] if n.inputs else None
+        conv = x.producer if x is not None else None
+        if n.op == "BatchNormalization" and conv is not None and conv.op == "Conv" and len(users.get(x, [])) == 1 \
+                and conv.inputs[1] is not None and conv.inputs[1].is_const and \
+                all(v is not None and v.is_const for v in n.inputs[1:5]) and x not in g.outputs:
+            gamma, beta, mean, var = (v.const.astype(np.float64) for v in n.inputs[1:5])  # type: ignore[union-attr]
+            scale = gamma / np.sqrt(var + float(n.attrs.get("epsilon", 1e-5)))
+            w = conv.inputs[1].const.astype(np.float64)  # type: ignore[union-attr]
+            b = conv.inputs[2].const.astype(np.float64) if conv.input(2) is not None else np.zeros(w.shape[0])  # type: ignore[union-attr]
+            dt = conv.inputs[1].const.dtype  # type: ignore[union-attr]
+            wv = Value(f"{conv.name}_wbn", conv.inputs[1].dtype, tuple(w.shape),  # type: ignore[union-attr]
+                       const=(w * scale.reshape(-1, 1, 1, 1)).astype(dt))
+            bv = Value(f"{conv.name}_bbn", conv.inputs[1].dtype, (w.shape[0],),  # type: ignore[union-attr]
+                       const=((b - mean) * scale + beta).astype(dt))
+            conv.inputs = [conv.inputs[0], wv, bv]
+            conv.outputs = [n.outputs[0]]
+            n.outputs[0].producer = conv
+            continue
+        kept.append(n)
+    g.nodes = kept
+    return mod
+
+
 def shape_inference(mod: Module) -> Module:
     for n in mod.main.nodes:
         for v in n.outputs:
@@ -149,29 +188,81 @@ def eliminate_dead(mod: Module) -> Module:
     return mod
 
 
+@dataclass
+class PassContext:
+    """What the passes after the float ones need: the accelerator config (None: compile for
+    the host only) and the calibrated ranges of the float values."""
+
+    config: Config | None = None
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    accelerated: int = 0
+
+
+def _quantize(mod: Module, ctx: PassContext) -> Module:
+    if ctx.config is not None:
+        from .quantize import quantize_ops
+
+        ctx.accelerated = quantize_ops(mod, ctx.ranges, ctx.config)
+    return mod
+
+
+def _fuse_layouts(mod: Module, ctx: PassContext) -> Module:
+    if ctx.config is not None:
+        from .quantize import cancel_conversions
+
+        cancel_conversions(mod)
+    return mod
+
+
+def partition(mod: Module, ctx: PassContext) -> Module:
+    """Every node gets its device: the accelerator's operators ``accel``, the rest ``cpu``
+    (views move no data and run nowhere)."""
+    from .ops import ACCEL_OPS, OPS
+
+    for n in mod.main.nodes:
+        n.device = "accel" if n.op in ACCEL_OPS else None if OPS[n.op].view else "cpu"
+    return mod
+
+
+def _plain(p: Callable[[Module], Module]) -> Pass:
+    return lambda mod, ctx: p(mod)
+
+
 PIPELINE: list[tuple[str, Pass]] = [
-    ("check_inference", check_inference),
-    ("split_variadic", split_variadic),
-    ("fold_constants", fold_constants),
-    ("shape_inference", shape_inference),
-    ("eliminate_dead", eliminate_dead),
+    ("check_inference", _plain(check_inference)),
+    ("split_variadic", _plain(split_variadic)),
+    ("fold_constants", _plain(fold_constants)),
+    ("shape_inference", _plain(shape_inference)),
+    ("fold_batchnorm", _plain(fold_batchnorm)),
+    ("eliminate_dead", _plain(eliminate_dead)),
+    ("quantize", _quantize),
+    ("fuse_layouts", _fuse_layouts),
+    ("partition", partition),
 ]
+FLOAT_PASSES = "eliminate_dead"  # the last pass before quantization needs calibrated ranges
 
 
-def run_pipeline(mod: Module, dump_after: set[str] | None = None, out: Callable[[str], None] = print,
-                 stop_after: str | None = None) -> Module:
-    names = [n for n, _ in PIPELINE]
+def pass_names() -> list[str]:
+    return [n for n, _ in PIPELINE]
+
+
+def run_pipeline(mod: Module, ctx: PassContext | None = None, dump_after: set[str] | None = None,
+                 out: Callable[[str], None] = print, start: str | None = None, stop_after: str | None = None) -> Module:
+    """Run the passes in order (from ``start``, through ``stop_after``), printing the module
+    after each pass named in ``dump_after``."""
+    ctx = ctx or PassContext()
+    names = pass_names()
     for want in dump_after or ():
         if want not in names:
             raise GraphError(f"no pass {want!r}; passes in order: {', '.join(names)}")
+    running = start is None
     for name, p in PIPELINE:
-        mod = p(mod)
+        running = running or name == start
+        if not running:
+            continue
+        mod = p(mod, ctx)
         if dump_after and name in dump_after:
             out(f"# after {name}\n{mod}")
         if name == stop_after:
             break
     return mod
-
-
-def graph_main(mod: Module) -> Graph:
-    return mod.main

@@ -611,3 +611,36 @@ def dequantize_linear(shape: Shape, scale_shape: Shape, in_dtype: str, axis: int
         return Cast(out_dtype, Cast(wide, x[i]) - Cast(wide, at(z, i))) * at(s, i)
 
     return fb.build([fb.compute("Y", shape, out_dtype, fn)])
+
+
+def pack(shape: Shape, dtype: str, blocks: tuple[int, int], padded: tuple[int, int], fill: int = 0) -> PrimFunc:
+    """The accelerator's blocked layout: ``(S0, S1, *rest)`` to ``(P0 // b0, P1 // b1, *rest, b0, b1)``,
+    the first two dimensions padded to ``padded`` with ``fill``."""
+    (b0, b1), (p0, p1) = blocks, padded
+    s0, s1, *rest = shape
+    out = (p0 // b0, p1 // b1, *rest, b0, b1)
+    fb = FuncBuilder("pack")
+    x = fb.input("X", shape, dtype)
+
+    def fn(*i: Var) -> Expr:
+        a = i[0] * b0 + i[-2]
+        c = i[1] * b1 + i[-1]
+        mid = i[2:-2]
+        inside = and_(a < IntImm(s0), c < IntImm(s1))
+        return select(inside, x[(a, c, *mid)], _const(fill, dtype))
+
+    return fb.build([fb.compute("Y", out, dtype, fn)])
+
+
+def unpack(packed: Shape, dtype: str, shape: Shape) -> PrimFunc:
+    """The inverse of `pack`: the blocked ``packed`` layout back to ``shape`` (padding dropped)."""
+    b0, b1 = packed[-2], packed[-1]
+    fb = FuncBuilder("unpack")
+    x = fb.input("X", packed, dtype)
+
+    def fn(*i: Var) -> Expr:
+        a, c, *mid = i
+        return x[(FloorDiv(a, IntImm(b0)), FloorDiv(c, IntImm(b1)), *mid, FloorMod(a, IntImm(b0)),
+                  FloorMod(c, IntImm(b1)))]
+
+    return fb.build([fb.compute("Y", shape, dtype, fn)])

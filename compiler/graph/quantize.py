@@ -1,0 +1,295 @@
+"""Quantization to int8 for the accelerator, and the layout and fusion rewrites around it.
+
+The recipe (`QuantRecipe`): activations asymmetric int8, ``q = clamp(round(x / s) + z)``,
+with scale and zero point from a calibrated range (extended to include 0); weights
+symmetric int8 per tensor, ``s_w = max|w| / 127``; the int32 bias is ``round(b / (s_x s_w))
+- z_x Σ w_q`` (the input's zero point folded in); the accumulator is requantized by the
+fixed-point multiplier ``m / 2^shift ≈ s_x s_w / s_y`` (m small enough that no step
+overflows 32 bits) with rounding, plus ``z_y``, clipped to int8 (and at ``z_y`` for a fused
+ReLU); convolution padding reads ``z_x``.
+
+`quantize` rewrites each Conv (2-D, square kernel, one group) and each Gemm/MatMul with a
+constant weight, together with a ReLU that follows it, into::
+
+    QuantizeLinear → Pack → AccelConv2d / AccelDense → Unpack → DequantizeLinear
+
+and `cancel_conversions` then removes DequantizeLinear → QuantizeLinear pairs with equal
+parameters and Unpack → Pack pairs with equal layouts, so that chains of accelerator
+operators pass packed int8 tensors from one to the next. Everything else stays in float
+on the host.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from vta.compiler.accel.schedules import Conv2d, Dense
+from vta.compiler.tir.ops import Epilogue
+from vta.isa import Config
+
+from .ir import Graph, GraphError, Module, Node, Value
+
+QMIN, QMAX = -128, 127
+
+
+@dataclass(frozen=True)
+class QParams:
+    scale: float
+    zero_point: int
+
+    @staticmethod
+    def of_range(lo: float, hi: float) -> QParams:
+        lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+        if hi - lo < 1e-12:
+            return QParams(1.0, 0)
+        scale = (hi - lo) / (QMAX - QMIN)
+        zp = int(round(QMIN - lo / scale))
+        return QParams(scale, max(QMIN, min(QMAX, zp)))
+
+
+def quantize_weights(w: np.ndarray) -> tuple[np.ndarray, float]:
+    """Symmetric per-tensor int8 weights and their scale."""
+    scale = float(np.abs(w).max()) / 127 or 1.0
+    return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale
+
+
+def fixed_point(multiplier: float, acc_bound: int) -> tuple[int, int]:
+    """``(m, shift)`` with ``m / 2^shift ≈ multiplier``: the most precise one whose product with any
+    accumulator up to ``acc_bound`` stays within 32 bits and whose ``m`` fits 16 bits."""
+    if multiplier <= 0:
+        raise GraphError(f"requantization multiplier {multiplier} is not positive")
+    m_max = min(32767, ((1 << 31) - 1) // max(1, acc_bound))
+    best = (max(1, round(multiplier)), 0)
+    for shift in range(32):
+        m = round(multiplier * (1 << shift))
+        if m > m_max:
+            break
+        if m >= 1:
+            best = (m, shift)
+    return best
+
+
+def _roundup(n: int, b: int) -> int:
+    return -(-n // b) * b
+
+
+def _value(g: Graph, name: str, dtype: str, shape: tuple[int, ...], const: np.ndarray | None = None) -> Value:
+    return Value(name, dtype, shape, const=const)
+
+
+def _scalar(name: str, v: float | int, dtype: str) -> Value:
+    arr = np.array([v], dtype={"float32": np.float32, "int8": np.int8}[dtype])
+    return Value(name, dtype, (1,), const=arr)
+
+
+class _Rewriter:
+    def __init__(self, mod: Module, ranges: dict[str, tuple[float, float]], config: Config) -> None:
+        self.g, self.ranges, self.cfg = mod.main, ranges, config
+        self.consumers = self.g.consumers()
+        self.out: list[Node] = []
+        self.count = 0
+
+    def qparams(self, v: Value) -> QParams:
+        if v.name not in self.ranges:
+            raise GraphError(f"no calibrated range for {v.name}")
+        return QParams.of_range(*self.ranges[v.name])
+
+    def run(self) -> None:
+        fused: set[int] = set()
+        for n in self.g.nodes:
+            if id(n) in fused:
+                continue
+            relu = self._relu_after(n)
+            done = False
+            if n.op == "Conv":
+                done = self.conv(n, relu)
+            elif n.op in ("Gemm", "MatMul"):
+                done = self.dense(n, relu)
+            if done and relu is not None:
+                fused.add(id(relu))
+            if not done:
+                self.out.append(n)
+        self.g.nodes = self.out
+
+    def _relu_after(self, n: Node) -> Node | None:
+        users = self.consumers.get(n.outputs[0], [])
+        if len(users) == 1 and users[0].op == "Relu" and n.outputs[0] not in self.g.outputs:
+            return users[0]
+        return None
+
+    def _emit(self, op: str, ins: list[Value | None], out: Value, attrs: dict, name: str, device: str | None = None) -> None:  # type: ignore[type-arg]
+        node = Node(op, ins, [out], attrs, name, device)
+        out.producer = node
+        self.out.append(node)
+
+    def _around(self, n: Node, relu: Node | None, x: Value, x_shape: tuple[int, ...], blocks: tuple[int, int],
+                padded: tuple[int, int], accel_op: str, attrs: dict, packed_out: tuple[int, ...],  # type: ignore[type-arg]
+                y_shape: tuple[int, ...], qx: QParams, qy: QParams) -> None:
+        """Quantize, pack, run on the accelerator, unpack, dequantize; ``y`` keeps its name and consumers."""
+        y = (relu or n).outputs[0]
+        base = n.name
+        xq = Value(f"{base}_xq", "int8", x_shape)
+        self._emit("QuantizeLinear", [x, _scalar(f"{base}_sx", qx.scale, "float32"),
+                                      _scalar(f"{base}_zx", qx.zero_point, "int8")], xq, {"axis": 1}, f"{base}_quant")
+        xp_shape = (padded[0] // blocks[0], padded[1] // blocks[1], *x_shape[2:], *blocks)
+        xp = Value(f"{base}_xp", "int8", xp_shape)
+        self._emit("Pack", [xq], xp, {"blocks": blocks, "padded": padded, "fill": qx.zero_point}, f"{base}_pack")
+        yp = Value(f"{base}_yp", "int8", packed_out)
+        self._emit(accel_op, [xp], yp, attrs, f"{base}_accel", "accel")
+        yq = Value(f"{base}_yq", "int8", y_shape)
+        self._emit("Unpack", [yp], yq, {}, f"{base}_unpack")
+        self._emit("DequantizeLinear", [yq, _scalar(f"{base}_sy", qy.scale, "float32"),
+                                        _scalar(f"{base}_zy", qy.zero_point, "int8")], y, {"axis": 1},
+                   f"{base}_dequant")
+        self.count += 1
+
+    def _requant(self, qx: QParams, sw: float, qy: QParams, wq: np.ndarray, bias: np.ndarray, relu: bool) -> tuple:  # type: ignore[type-arg]
+        per_out = np.abs(wq.reshape(wq.shape[0], -1).astype(np.int64)).sum(axis=1)
+        bias_int = np.round(bias.astype(np.float64) / (qx.scale * sw)).astype(np.int64) - \
+            qx.zero_point * wq.reshape(wq.shape[0], -1).astype(np.int64).sum(axis=1)
+        bound = int(per_out.max(initial=0)) * 255 + int(np.abs(bias_int).max(initial=0))
+        m, shift = fixed_point(qx.scale * sw / qy.scale, bound)
+        ep = Epilogue(bias=True, multiplier=m, shift=shift, zero_point=qy.zero_point, relu=relu)
+        return ep, bias_int
+
+    def conv(self, n: Node, relu: Node | None) -> bool:
+        x, w = n.inputs[0], n.inputs[1]
+        if x is None or w is None or w.const is None or x.shape is None or len(x.shape) != 4:
+            return False
+        a = n.attrs
+        kh, kw = w.const.shape[2:]
+        strides, pads, dil = a.get("strides", [1, 1]), a.get("pads", [0, 0, 0, 0]), a.get("dilations", [1, 1])
+        if a.get("group", 1) != 1 or kh != kw or len(set(strides)) != 1 or len(set(pads)) != 1 or \
+                any(d != 1 for d in dil) or a.get("auto_pad", "NOTSET") != "NOTSET" or x.dtype != "float32":
+            return False
+        cfg = self.cfg
+        nb, c, h, wd = x.static_shape()
+        o = w.const.shape[0]
+        qx, y = self.qparams(x), (relu or n).outputs[0]
+        qy = self.qparams(y)
+        wq, sw = quantize_weights(w.const)
+        b = n.inputs[2].const if n.input(2) is not None and n.inputs[2].const is not None else np.zeros(o)  # type: ignore[union-attr]
+        ep, bias_int = self._requant(qx, sw, qy, wq, b, relu is not None)
+        npad, cp, op = _roundup(nb, cfg.batch), _roundup(c, cfg.block_in), _roundup(o, cfg.block_out)
+        wl = Conv2d(npad, cp, h, wd, op, kh, strides[0], pads[0], 1, pad_value=qx.zero_point)
+        wfull = np.zeros((op, cp, kh, kw), np.int8)
+        wfull[:o, :c] = wq
+        bias_full = np.zeros(op, np.int64)
+        bias_full[:o] = bias_int
+        from vta.compiler.accel.reference import pack
+
+        attrs = {"workload": wl, "epilogue": ep, "weights": pack(wfull, cfg.block_out, cfg.block_in),
+                 "bias": bias_full, "bias_packed": np.repeat(ep.fold_bias(bias_full).reshape(op // cfg.block_out, 1,
+                                                                                             cfg.block_out),
+                                                             cfg.batch, axis=1)}
+        oh, ow = wl.out_hw
+        self._around(n, relu, x, (nb, c, h, wd), (cfg.batch, cfg.block_in), (npad, cp), "AccelConv2d", attrs,
+                     (npad // cfg.batch, op // cfg.block_out, oh, ow, cfg.batch, cfg.block_out), (nb, o, oh, ow), qx, qy)
+        return True
+
+    def dense(self, n: Node, relu: Node | None) -> bool:
+        x, w = n.inputs[0], n.inputs[1]
+        if x is None or w is None or w.const is None or x.shape is None or len(x.shape) != 2 or w.const.ndim != 2 \
+                or x.dtype != "float32":
+            return False
+        a = n.attrs
+        wmat = w.const
+        if n.op == "Gemm":
+            if a.get("transA", 0):
+                return False
+            wmat = wmat if a.get("transB", 0) else wmat.T
+            wmat = wmat * float(a.get("alpha", 1.0))
+            c = n.input(2)
+            if c is not None and (c.const is None or c.const.size not in (1, wmat.shape[0])):
+                return False
+            bias = np.broadcast_to(c.const.reshape(-1) * float(a.get("beta", 1.0)), (wmat.shape[0],)) \
+                if c is not None else np.zeros(wmat.shape[0])  # type: ignore[union-attr]
+        else:
+            wmat, bias = wmat.T, np.zeros(wmat.shape[1])
+        cfg = self.cfg
+        m, k = x.static_shape()
+        nout = wmat.shape[0]
+        qx, y = self.qparams(x), (relu or n).outputs[0]
+        qy = self.qparams(y)
+        wq, sw = quantize_weights(wmat)
+        ep, bias_int = self._requant(qx, sw, qy, wq, bias, relu is not None)
+        mp, kp, np_ = _roundup(m, cfg.batch), _roundup(k, cfg.block_in), _roundup(nout, cfg.block_out)
+        wfull = np.zeros((np_, kp), np.int8)
+        wfull[:nout, :k] = wq
+        bias_full = np.zeros(np_, np.int64)
+        bias_full[:nout] = bias_int
+        from vta.compiler.accel.reference import pack
+
+        wl = Dense(mp, np_, kp)
+        attrs = {"workload": wl, "epilogue": ep, "weights": pack(wfull, cfg.block_out, cfg.block_in),
+                 "bias": bias_full, "bias_packed": np.repeat(ep.fold_bias(bias_full).reshape(np_ // cfg.block_out, 1,
+                                                                                             cfg.block_out),
+                                                             cfg.batch, axis=1), "x_zero_point": qx.zero_point}
+        self._around(n, relu, x, (m, k), (cfg.batch, cfg.block_in), (mp, kp), "AccelDense", attrs,
+                     (mp // cfg.batch, np_ // cfg.block_out, cfg.batch, cfg.block_out), (m, nout), qx, qy)
+        return True
+
+
+def quantize_ops(mod: Module, ranges: dict[str, tuple[float, float]], config: Config) -> int:
+    """Rewrite the accelerator-eligible operators of ``mod`` (in place); returns how many."""
+    r = _Rewriter(mod, ranges, config)
+    r.run()
+    return r.count
+
+
+def _same_qparams(a: Node, b: Node) -> bool:
+    return all(x is not None and y is not None and x.const is not None and y.const is not None and
+               np.array_equal(x.const, y.const) for x, y in zip(a.inputs[1:3], b.inputs[1:3]))
+
+
+def cancel_conversions(mod: Module) -> None:
+    """DequantizeLinear → QuantizeLinear with equal parameters, and Unpack → Pack with equal
+    layouts, become nothing: the consumers read the int8 (packed) tensor directly."""
+    g = mod.main
+    changed = True
+    while changed:
+        changed = False
+        producer = {v.uid: n for n in g.nodes for v in n.outputs}
+        for n in g.nodes:
+            src = n.inputs[0] if n.inputs else None
+            p = producer.get(src.uid) if src is not None else None
+            if p is None:
+                continue
+            same = (n.op == "QuantizeLinear" and p.op == "DequantizeLinear" and _same_qparams(n, p)) or \
+                (n.op == "Pack" and p.op == "Unpack" and p.inputs[0].shape == n.outputs[0].shape and  # type: ignore[union-attr]
+                 _pack_matches(p, n))
+            if same:
+                _replace_uses(g, n.outputs[0], p.inputs[0])  # type: ignore[arg-type]
+                g.nodes.remove(n)
+                changed = True
+                break
+    from .passes import eliminate_dead
+
+    eliminate_dead(mod)
+
+
+def _pack_matches(unpack: Node, pack: Node) -> bool:
+    """The Unpack's source already has the layout the Pack would make. Its padding may hold
+    other values than the Pack's fill: padded channels meet zero weights, and padded batch
+    rows only reach padded output rows, so no result depends on them."""
+    src = unpack.inputs[0]
+    return src is not None and tuple(src.shape[-2:]) == tuple(pack.attrs["blocks"])  # type: ignore[index]
+
+
+def _replace_uses(g: Graph, old: Value, new: Value) -> None:
+    for n in g.nodes:
+        n.inputs = [new if v is old else v for v in n.inputs]
+    g.outputs = [new if v is old else v for v in g.outputs]
+
+
+def calibration_ranges(values: dict[str, list[np.ndarray]]) -> dict[str, tuple[float, float]]:
+    """(min, max) of each value over the calibration runs."""
+    return {k: (float(min(a.min() for a in v)), float(max(a.max() for a in v))) for k, v in values.items()
+            if v and all(a.dtype.kind == "f" for a in v)}
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
