@@ -120,6 +120,7 @@ def run_graph(exe: Executable, feeds: dict[str, np.ndarray], device: Device | No
             res = run_program(k.program(x, n.attrs["weights"], n.attrs["bias_packed"]), device)  # type: ignore[attr-defined,arg-type]
             env[out.uid] = res.outputs[k.outputs()[0]].astype(np.int8)  # type: ignore[attr-defined]
             stats = res.stats
+            st.last_timeline = stats.timeline
             report.ops.append(OpRecord(n.name, n.op, f"accel ({device.name})", time.perf_counter() - t0,  # type: ignore[union-attr]
                                        stats.cycles, round(stats.gemm_utilization, 4), stats.dram_bytes))
             continue

@@ -215,8 +215,15 @@ def _device(target: str, cfg: Config, race_check: bool, dram_bytes: int | None =
 @click.option("--output", "outdir", type=click.Path(file_okay=False, path_type=Path),
               help="also write each output as DIR/NAME.npy")
 @click.option("--no-race-check", is_flag=True, help="skip checking that token order covers every buffer access")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy", help="model input (repeatable)")
+@click.option("--calibration", metavar="FILE.npz", help="model: calibration samples (default: the inputs)")
+@click.option("--float", "float_only", is_flag=True, help="model: run in float on the host, no accelerator")
+@click.option("--dump-after", multiple=True, metavar="PASS", help="model: print the graph after this pass")
+@click.option("--trace", type=click.Path(dir_okay=False, path_type=Path),
+              help="model: write a Perfetto/Chrome trace of the run")
 def run(program: Path | None, target: str, max_cycles: int | None, spec: str | None, as_json: bool,
-        outdir: Path | None, no_race_check: bool) -> None:
+        outdir: Path | None, no_race_check: bool, inputs: tuple[str, ...], calibration: str | None,
+        float_only: bool, dump_after: tuple[str, ...], trace: Path | None) -> None:
     """Run a program (.vtaprog or assembly) and print its outputs and counters.
 
     With no PROGRAM, runs the bundled default: a double-buffered blocked int8
@@ -230,6 +237,14 @@ def run(program: Path | None, target: str, max_cycles: int | None, spec: str | N
       vta run --target rtl --config batch4
       vta run examples/gemm_relu.s --output results/
     """
+    if program is not None and program.suffix in (".onnx", ".vtapkg"):
+        from vta.cli_model import run_model_cmd
+
+        run_model_cmd(program, target, spec, as_json, outdir, inputs, calibration, float_only, dump_after, trace)
+        return
+    if inputs or calibration or float_only or dump_after or trace:
+        raise click.UsageError("--input, --calibration, --float, --dump-after and --trace apply to models "
+                               "(.onnx, .vtapkg)")
     if program is None:
         _run_default(_device(target, _config(spec), not no_race_check, max_cycles=max_cycles), target, as_json,
                      outdir)

@@ -27,6 +27,7 @@ class Step:
     kernel: CpuKernel | None = None
     args: list[Value] = field(default_factory=list)  # kernel parameters among the node's inputs
     accel: object | None = None  # the `AccelKernel` of an accelerator step
+    last_timeline: list = field(default_factory=list)  # type: ignore[type-arg]  # its last run's instructions
 
 
 @dataclass

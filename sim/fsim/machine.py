@@ -60,6 +60,8 @@ class RunStats:
     cycles: int = 0
     busy_cycles: dict[str, int] = field(default_factory=lambda: {m.name.lower(): 0 for m in Module})
     token_wait_cycles: dict[str, int] = field(default_factory=lambda: {m.name.lower(): 0 for m in Module})
+    # (module, instruction index, start cycle, end cycle) of every instruction, by the timing model
+    timeline: list[tuple[str, int, int, int]] = field(default_factory=list, repr=False)
 
     @property
     def gemm_utilization(self) -> float:
@@ -71,7 +73,7 @@ class RunStats:
         return sum(self.dram_read_bytes.values()) + sum(self.dram_write_bytes.values()) + self.insn_fetch_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items()}
+        d = {k: v for k, v in self.__dict__.items() if k != "timeline"}
         d["gemm_utilization"] = self.gemm_utilization
         d["dram_bytes"] = self.dram_bytes
         return d
@@ -220,6 +222,7 @@ class _Run:
             cost = max(cost, self.read_bus.reserve(first, beats) - token_t)
         self.starts[m].append(token_t)
         self.free_t[m] = token_t + cost
+        self.stats.timeline.append((m.name.lower(), k, token_t, token_t + cost))
         self.stats.busy_cycles[m.name.lower()] += cost
         self.stats.insns_per_module[m.name.lower()] += 1
         clock = self.races.clock[m].copy() if self.races else None

@@ -1,0 +1,61 @@
+"""``vta run MODEL.onnx``: compile (quantizing for the accelerator), run and report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from vta.isa import resolve
+
+
+def run_model_cmd(path: Path, target: str, spec: str | None, as_json: bool, outdir: Path | None,
+                  inputs: tuple[str, ...], calibration: str | None, float_only: bool, dump_after: tuple[str, ...],
+                  trace: Path | None) -> None:
+    from vta.cli import _save, err, out
+    from vta.model import calibration_set, compile_model, parse_inputs, random_inputs, report_dict, run_model, \
+        write_trace
+
+    if not path.exists():
+        raise click.UsageError(f"{path}: no such file")
+    cfg = None if float_only else resolve(spec)
+    feeds = parse_inputs(inputs) if inputs else random_inputs(str(path))
+    if not inputs and not as_json:
+        err.print("[dim]no --input given: running on random inputs[/]")
+    with err.status("compiling"):
+        exe = compile_model(str(path), feeds, cfg, calibration_set(calibration, feeds), set(dump_after),
+                            lambda text: click.echo(text, err=as_json))
+    run = run_model(exe, feeds, target)
+    _save(outdir, run.outputs)
+    rep = report_dict(run)
+    if trace is not None:
+        write_trace(run, trace, cfg.clock_mhz if cfg is not None else 100.0)
+    if as_json:
+        click.echo(json.dumps({"model": str(path), "config": cfg.name if cfg else None, "target": target,
+                               "compile_s": round(exe.compile_s, 3), "accelerated_ops": exe.accelerated,
+                               "outputs": {k: v.tolist() for k, v in run.outputs.items()}, **rep}, indent=1))
+        return
+    from rich.table import Table
+
+    out.print(f"[bold]{path}[/] on {'the host CPU' if cfg is None else f'{target}, config {cfg.name}'}: "
+              f"compiled in {exe.compile_s:.2f} s, {exe.accelerated} operators on the accelerator")
+    t = Table(title="per operator")
+    for col in ("node", "op", "device", "ms", "cycles", "util", "DRAM B"):
+        t.add_column(col, justify="right" if col in ("ms", "cycles", "util", "DRAM B") else "left")
+    for r in run.report.ops:
+        if r.device == "view":
+            continue
+        t.add_row(r.name, r.op, r.device, f"{r.seconds * 1e3:.3f}", f"{r.cycles:,}" if r.cycles else "",
+                  f"{r.gemm_utilization:.1%}" if r.gemm_utilization is not None else "",
+                  f"{r.dram_bytes:,}" if r.dram_bytes else "")
+    out.print(t)
+    out.print(f"total {run.report.seconds * 1e3:.1f} ms; accelerator {run.report.accel_cycles:,} cycles; "
+              + ", ".join(f"{k} {v:.1f} ms" for k, v in rep["ms_by_device"].items()))  # type: ignore[union-attr]
+    with np.printoptions(threshold=40, edgeitems=3, precision=4):
+        for name, v in run.outputs.items():
+            out.print(f"[bold]{name}[/] {v.dtype}{list(v.shape)}: {v.reshape(-1)[:8]}{' ...' if v.size > 8 else ''}")
+    for name, rows in rep["top_k"].items():  # type: ignore[union-attr]
+        for b, row in enumerate(rows):
+            out.print(f"top-{len(row)} {name}[{b}]: " + ", ".join(f"{i} ({p:.3f})" for i, p in row))
