@@ -7,8 +7,22 @@ from .execute import ProgramResult, run_program
 from .graph import OpRecord, Report, calibrate, run_graph
 
 __all__ = [
-    "AllocError", "Buffer", "CommandQueue", "DEVICES", "Device", "DramAllocator", "FsimDevice", "KernelRecorder",
-    "Loop", "OpRecord", "ProgramResult", "Report", "UopKernel", "calibrate", "default_alignment", "open_device",
+    "DEVICES",
+    "AllocError",
+    "Buffer",
+    "CommandQueue",
+    "Device",
+    "DramAllocator",
+    "FsimDevice",
+    "KernelRecorder",
+    "Loop",
+    "OpRecord",
+    "ProgramResult",
+    "Report",
+    "UopKernel",
+    "calibrate",
+    "default_alignment",
+    "open_device",
     "run_graph",
     "run_program",
 ]

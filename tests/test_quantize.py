@@ -9,7 +9,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx_models import bert_style, mobilenet_style, resnet_style
-
 from vta.compiler.graph import import_onnx
 from vta.compiler.graph.build import compile_module
 from vta.compiler.graph.quantize import QParams, fixed_point

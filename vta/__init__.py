@@ -17,6 +17,6 @@ if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "isa")) and _os.
 
 __version__ = "0.1.0"
 
-from vta.isa import PRESETS, Config, Insn, Program, assemble, disassemble, preset, resolve  # noqa: E402
+from vta.isa import PRESETS, Config, Insn, Program, assemble, disassemble, preset, resolve
 
-__all__ = ["Config", "Insn", "PRESETS", "Program", "__version__", "assemble", "disassemble", "preset", "resolve"]
+__all__ = ["PRESETS", "Config", "Insn", "Program", "__version__", "assemble", "disassemble", "preset", "resolve"]

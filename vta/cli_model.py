@@ -15,8 +15,15 @@ def run_model_cmd(path: Path, target: str, spec: str | None, as_json: bool, outd
                   inputs: tuple[str, ...], calibration: str | None, float_only: bool, dump_after: tuple[str, ...],
                   trace: Path | None) -> None:
     from vta.cli import _save, err, out
-    from vta.model import calibration_set, compile_model, parse_inputs, random_inputs, report_dict, run_model, \
-        write_trace
+    from vta.model import (
+        calibration_set,
+        compile_model,
+        parse_inputs,
+        random_inputs,
+        report_dict,
+        run_model,
+        write_trace,
+    )
 
     if not path.exists():
         raise click.UsageError(f"{path}: no such file")

@@ -142,3 +142,31 @@ def write_trace(run: ModelRun, path: str | Path, clock_mhz: float) -> None:
                                "args": {"insn": k, "text": format_insn(insns[k])}})
         t += dur
     Path(path).write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ns"}))
+
+
+DATA = Path(__file__).with_name("data")
+
+
+@dataclass
+class DefaultRun:
+    """The bundled default: the digits CNN on its held-out samples, int8 on the accelerator and float on the host."""
+
+    images: int
+    float_accuracy: float
+    int8_accuracy: float
+    agreement: float
+    run: ModelRun
+    config: Config
+
+
+def run_bundled(config: Config, target: str = "fsim") -> DefaultRun:
+    model = str(DATA / "digits_cnn.onnx")
+    data = np.load(DATA / "digits_samples.npz", allow_pickle=False)
+    feeds = {"image": data["image"].astype(np.float32)}
+    labels = data["label"]
+    calib = [{"image": data["calibration"].astype(np.float32)}]
+    flt = run_model(compile_model(model, feeds, None, []), feeds)
+    q = run_model(compile_model(model, feeds, config, calib), feeds, target)
+    pf, pq = flt.outputs["prob"].argmax(1), q.outputs["prob"].argmax(1)
+    return DefaultRun(len(labels), float((pf == labels).mean()), float((pq == labels).mean()), float((pf == pq).mean()),
+                      q, config)

@@ -15,7 +15,7 @@ from vta.compiler.cpu import CpuKernel, compile_cpu
 from vta.compiler.tir.printer import func_str
 from vta.isa import Config
 
-from .ir import Graph, GraphError, Module, Node, Value  # noqa: F401
+from .ir import Graph, GraphError, Module, Node, Value
 from .ops import ACCEL_OPS, OPS, kernel_of
 from .passes import FLOAT_PASSES, PassContext, run_pipeline
 

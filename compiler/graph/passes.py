@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from vta.isa import Config
 
 from .ir import Graph, GraphError, Module, Node, Value

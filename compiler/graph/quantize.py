@@ -25,7 +25,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
 from vta.compiler.accel.schedules import Conv2d, Dense
 from vta.compiler.tir.ops import Epilogue
 from vta.isa import Config
@@ -80,7 +79,7 @@ def _value(g: Graph, name: str, dtype: str, shape: tuple[int, ...], const: np.nd
     return Value(name, dtype, shape, const=const)
 
 
-def _scalar(name: str, v: float | int, dtype: str) -> Value:
+def _scalar(name: str, v: float, dtype: str) -> Value:
     arr = np.array([v], dtype={"float32": np.float32, "int8": np.int8}[dtype])
     return Value(name, dtype, (1,), const=arr)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 from conftest import needs_rtl
 from onnx_models import resnet_style
-
 from vta.compiler.graph import import_onnx
 from vta.compiler.graph.build import compile_module
 from vta.isa import PRESETS
