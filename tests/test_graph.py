@@ -49,10 +49,11 @@ def test_printed_graph_and_dump_after() -> None:
     assert "%stem_c = Conv(%input, @stem_w, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]) : " \
            "float32[N, 16, 16, 16]" in text
     dumps: list[str] = []
-    compile_module(import_onnx(resnet_style(), {"input": (1, 3, 16, 16)}), {"fold_constants"}, dumps.append)
+    compile_module(import_onnx(resnet_style(), {"input": (1, 3, 16, 16)}), dump_after={"fold_constants"},
+                   out=dumps.append)
     assert dumps and dumps[0].startswith("# after fold_constants")
     with pytest.raises(GraphError, match="no pass 'fuse_everything'; passes in order: check_inference, split_variadic, fold_constants"):
-        compile_module(import_onnx(resnet_style(), {"input": (1, 3, 16, 16)}), {"fuse_everything"})
+        compile_module(import_onnx(resnet_style(), {"input": (1, 3, 16, 16)}), dump_after={"fuse_everything"})
 
 
 def test_bad_models(tmp_path) -> None:  # type: ignore[no-untyped-def]

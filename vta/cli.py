@@ -398,5 +398,32 @@ from vta.cli_op import op
 
 main.add_command(op)
 
+
+@main.command("compile")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="the compiled model (.vtapkg)")
+@click.option("--config", "spec", default=None, help=_CONFIG_HELP)
+@click.option("--float", "float_only", is_flag=True, help="compile for the host only (no quantization)")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy",
+              help="an input (its shape is compiled for; it calibrates too)")
+@click.option("--shape", "shapes", multiple=True, metavar="NAME=D0,D1,...", help="an input's shape")
+@click.option("--calibration", metavar="FILE.npz", help="calibration samples, stacked per input name")
+@click.option("--dump-after", multiple=True, metavar="PASS", help="print the graph after this pass")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def compile_(model: Path, output: Path, spec: str | None, float_only: bool, inputs: tuple[str, ...],
+             shapes: tuple[str, ...], calibration: str | None, dump_after: tuple[str, ...], as_json: bool) -> None:
+    """Compile an ONNX model into one artifact file that `vta run` takes.
+
+    \b
+    Examples:
+      vta compile model.onnx -o model.vtapkg --input image=x.npy
+      vta compile model.onnx -o model.vtapkg --config tiny --shape input=1,3,32,32 --calibration calib.npz
+      vta run model.vtapkg --input image=x.npy
+    """
+    from vta.cli_model import compile_cmd
+
+    compile_cmd(model, output, spec, float_only, inputs, shapes, calibration, dump_after, as_json)
+
 if __name__ == "__main__":
     main()

@@ -27,13 +27,23 @@ def run_model_cmd(path: Path, target: str, spec: str | None, as_json: bool, outd
 
     if not path.exists():
         raise click.UsageError(f"{path}: no such file")
-    cfg = None if float_only else resolve(spec)
-    feeds = parse_inputs(inputs) if inputs else random_inputs(str(path))
+    if path.suffix == ".vtapkg":
+        from vta.compiler import artifact
+
+        if calibration or float_only or dump_after:
+            raise click.UsageError("--calibration, --float and --dump-after apply when compiling; "
+                                   f"{path.name} is compiled already")
+        exe = artifact.load(path, resolve(spec) if spec else None)
+        cfg = exe.config
+        feeds = parse_inputs(inputs) if inputs else random_feeds(exe)
+    else:
+        cfg = None if float_only else resolve(spec)
+        feeds = parse_inputs(inputs) if inputs else random_inputs(str(path))
+        with err.status("compiling"):
+            exe = compile_model(str(path), feeds, cfg, calibration_set(calibration, feeds), set(dump_after),
+                                lambda text: click.echo(text, err=as_json))
     if not inputs and not as_json:
         err.print("[dim]no --input given: running on random inputs[/]")
-    with err.status("compiling"):
-        exe = compile_model(str(path), feeds, cfg, calibration_set(calibration, feeds), set(dump_after),
-                            lambda text: click.echo(text, err=as_json))
     run = run_model(exe, feeds, target)
     _save(outdir, run.outputs)
     rep = report_dict(run)
@@ -66,3 +76,38 @@ def run_model_cmd(path: Path, target: str, spec: str | None, as_json: bool, outd
     for name, rows in rep["top_k"].items():  # type: ignore[union-attr]
         for b, row in enumerate(rows):
             out.print(f"top-{len(row)} {name}[{b}]: " + ", ".join(f"{i} ({p:.3f})" for i, p in row))
+
+
+def compile_cmd(model: Path, output: Path, spec: str | None, float_only: bool, inputs: tuple[str, ...],
+                shapes: tuple[str, ...], calibration: str | None, dump_after: tuple[str, ...], as_json: bool) -> None:
+    from vta.cli import err, out
+    from vta.compiler import artifact
+    from vta.model import calibration_set, compile_model, parse_inputs, random_inputs
+
+    if not model.exists():
+        raise click.UsageError(f"{model}: no such file")
+    cfg = None if float_only else resolve(spec)
+    feeds = parse_inputs(inputs) if inputs else random_inputs(str(model))
+    for spec_ in shapes:
+        name, _, dims = spec_.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise click.BadParameter(f"--shape {spec_!r}: write NAME=D0,D1,...") from None
+        if name not in feeds:
+            raise click.BadParameter(f"--shape {spec_!r}: the model has no input {name!r}")
+        feeds[name] = np.zeros(shape, feeds[name].dtype) if inputs else \
+            np.random.default_rng(0).standard_normal(shape).astype(feeds[name].dtype)
+    with err.status("compiling"):
+        exe = compile_model(str(model), feeds, cfg, calibration_set(calibration, feeds), set(dump_after),
+                            lambda text: click.echo(text, err=as_json))
+    artifact.save(exe, output)
+    info = {"model": str(model), "output": str(output), "config": cfg.name if cfg else None,
+            "compile_s": round(exe.compile_s, 3), "accelerated_ops": exe.accelerated, "host_kernels": exe.kernels,
+            "inputs": {v.name: v.type_str() for v in exe.inputs}, "bytes": output.stat().st_size}
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+    else:
+        out.print(f"compiled {model} in {exe.compile_s:.2f} s for {cfg.name if cfg else 'the host CPU'}: "
+                  f"{exe.accelerated} operators on the accelerator, {exe.kernels} host kernels; wrote {output} "
+                  f"({info['bytes']:,} bytes)")

@@ -62,6 +62,18 @@ def random_inputs(model: object, seed: int = 0) -> dict[str, np.ndarray]:
     return feeds
 
 
+def random_feeds(exe: Executable, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs matching a compiled model's input types."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for v in exe.inputs:
+        dt = numpy_dtype(v.dtype)  # type: ignore[arg-type]
+        shape = v.static_shape()
+        out[v.name] = rng.standard_normal(shape).astype(dt) if np.dtype(dt).kind == "f" else \
+            rng.integers(0, 8, shape).astype(dt)
+    return out
+
+
 def calibration_set(path: str | None, feeds: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
     """Calibration inputs: an .npz whose arrays stack samples along axis 0 per input name
     (each sample shaped like the run's input), or the run's inputs themselves."""

@@ -67,46 +67,78 @@ def optimize(ir_text: str) -> llvm.ModuleRef:
     return mod
 
 
+@dataclass(frozen=True)
+class Signature:
+    """What a caller needs of a compiled function: its name, parameters (name, shape,
+    dtype), intermediate buffers (shape, dtype), which parameters it writes, and the extent
+    of a parallel outer loop. Saved with the LLVM IR in artifacts."""
+
+    name: str
+    params: tuple[tuple[str, tuple[int, ...], str], ...]
+    allocs: tuple[tuple[tuple[int, ...], str], ...]
+    written: tuple[int, ...]
+    parallel_extent: int | None = None
+
+    @staticmethod
+    def of(func: PrimFunc) -> Signature:
+        from vta.compiler.tir.stmt import BufferStore
+        from vta.compiler.tir.transform import walk_stmt
+
+        stored = {s.buffer for s in walk_stmt(func.body) if isinstance(s, BufferStore)}
+        shape = lambda b: tuple(d.value for d in b.shape)  # type: ignore[attr-defined]
+        return Signature(func.name, tuple((b.name, shape(b), b.dtype) for b in func.params),
+                         tuple((shape(b), b.dtype) for b in func.allocs),
+                         tuple(i for i, b in enumerate(func.params) if b in stored), outer_extent(func))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "params": [[n, list(s), d] for n, s, d in self.params],
+                "allocs": [[list(s), d] for s, d in self.allocs], "written": list(self.written),
+                "parallel_extent": self.parallel_extent}
+
+    @staticmethod
+    def from_dict(d: dict[str, object]) -> Signature:
+        return Signature(str(d["name"]), tuple((str(n), tuple(s), str(t)) for n, s, t in d["params"]),  # type: ignore[attr-defined]
+                         tuple((tuple(s), str(t)) for s, t in d["allocs"]),  # type: ignore[attr-defined]
+                         tuple(int(i) for i in d["written"]),  # type: ignore[attr-defined]
+                         None if d["parallel_extent"] is None else int(d["parallel_extent"]))  # type: ignore[arg-type]
+
+
 @dataclass
 class CpuKernel:
     """A compiled function: call it with numpy arrays, one per parameter, written in place."""
 
-    func: PrimFunc
+    sig: Signature
     llvm_ir: str        # as generated
     optimized_ir: str   # after -O3
     _engine: object = field(repr=False)
     _fn: object = field(repr=False)
     _scratch: list[np.ndarray] = field(repr=False)
-    parallel_extent: int | None = None
 
-    def __post_init__(self) -> None:
-        from vta.compiler.tir.stmt import BufferStore
-        from vta.compiler.tir.transform import walk_stmt
-
-        stored = {s.buffer for s in walk_stmt(self.func.body) if isinstance(s, BufferStore)}
-        self._written = {i for i, p in enumerate(self.func.params) if p in stored}
+    @property
+    def parallel_extent(self) -> int | None:
+        return self.sig.parallel_extent
 
     def __call__(self, *arrays: np.ndarray, threads: int | None = None) -> None:
-        params = self.func.params
+        sig = self.sig
+        params = sig.params
         if len(arrays) != len(params):
-            raise ValueError(f"{self.func.name} takes {len(params)} arrays ({', '.join(p.name for p in params)}), "
+            raise ValueError(f"{sig.name} takes {len(params)} arrays ({', '.join(p[0] for p in params)}), "
                              f"got {len(arrays)}")
         ptrs = []
-        written = self._written
-        for k, (buf, arr) in enumerate(zip(params, arrays)):
-            shape = tuple(d.value for d in buf.shape)  # type: ignore[attr-defined]
-            want = np.dtype(numpy_dtype(buf.dtype))
+        written = set(sig.written)
+        for k, ((pname, shape, dtype), arr) in enumerate(zip(params, arrays)):
+            want = np.dtype(numpy_dtype(dtype))
             if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != want:
                 got = f"{arr.dtype}{list(arr.shape)}" if isinstance(arr, np.ndarray) else type(arr).__name__
-                raise ValueError(f"{self.func.name}: {buf.name} must be {want}{list(shape)}, got {got}")
+                raise ValueError(f"{sig.name}: {pname} must be {want}{list(shape)}, got {got}")
             if not arr.flags.c_contiguous or (k in written and not arr.flags.writeable):
-                raise ValueError(f"{self.func.name}: {buf.name} must be a C-contiguous array"
+                raise ValueError(f"{sig.name}: {pname} must be a C-contiguous array"
                                  + (" and writeable" if k in written else ""))
             ptrs.append(arr.ctypes.data)
         for i, a in enumerate(arrays):
             for j in range(i + 1, len(arrays)):
                 if (i in written or j in written) and np.shares_memory(a, arrays[j]):
-                    raise ValueError(f"{self.func.name}: {params[i].name} and {params[j].name} share memory, and "
+                    raise ValueError(f"{sig.name}: {params[i][0]} and {params[j][0]} share memory, and "
                                      "one of them is written")
         ptrs += [s.ctypes.data for s in self._scratch]
         n = self.parallel_extent
@@ -118,7 +150,7 @@ class CpuKernel:
             self._fn(*ptrs, 0, n)  # type: ignore[operator]
             return
         if any(s.size for s in self._scratch):
-            raise CodegenError(f"{self.func.name}: a parallel loop cannot share intermediate buffers between threads")
+            raise CodegenError(f"{sig.name}: a parallel loop cannot share intermediate buffers between threads")
         bounds = np.linspace(0, n, workers + 1).astype(int)
         futures = [_pool().submit(self._fn, *ptrs, int(lo), int(hi))  # type: ignore[arg-type]
                    for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
@@ -128,13 +160,18 @@ class CpuKernel:
 
 def compile_cpu(func: PrimFunc) -> CpuKernel:
     """JIT-compile ``func`` for this machine."""
-    module = generate(func)
-    text = str(module)
-    mod = optimize(text)
+    return load_cpu(str(generate(func)), Signature.of(func))
+
+
+def load_cpu(llvm_ir: str, sig: Signature) -> CpuKernel:
+    """JIT-compile LLVM IR made by `generate` (e.g. read from an artifact) for this machine."""
+    mod = optimize(llvm_ir)
     engine = llvm.create_mcjit_compiler(mod, _new_machine())
     engine.finalize_object()
-    addr = engine.get_function_address(func.name)
-    nbuf = len(func.params) + len(func.allocs)
+    addr = engine.get_function_address(sig.name)
+    if not addr:
+        raise CodegenError(f"the LLVM IR has no function {sig.name}")
+    nbuf = len(sig.params) + len(sig.allocs)
     proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * nbuf), ctypes.c_int64, ctypes.c_int64)
-    scratch = [np.zeros([d.value for d in b.shape], numpy_dtype(b.dtype)) for b in func.allocs]  # type: ignore[attr-defined]
-    return CpuKernel(func, text, str(mod), engine, proto(addr), scratch, outer_extent(func))
+    scratch = [np.zeros(shape, numpy_dtype(dt)) for shape, dt in sig.allocs]
+    return CpuKernel(sig, llvm_ir, str(mod), engine, proto(addr), scratch)
