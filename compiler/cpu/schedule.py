@@ -1,6 +1,7 @@
 """Default CPU schedules for the host operator library: reductions get their init hoisted
-out of the reduction loops (so inner loops are branch-free and vectorize), and a function
-that is one loop nest runs its outermost spatial loop in parallel."""
+out of the reduction loops (so inner loops are branch-free) and their last spatial loop
+moved innermost (contiguous, so it vectorizes), and a function that is one loop nest runs
+its outermost spatial loop in parallel."""
 
 from __future__ import annotations
 
@@ -14,6 +15,15 @@ def default_schedule(func: PrimFunc) -> PrimFunc:
     for blk in [s for s in walk_stmt(func.body) if isinstance(s, Block) and s.init is not None]:
         loops = sch._loops_above(blk.name)
         realize_vars = _reduction_loops(sch, blk.name)
+        spatial = [v for v in loops if v not in realize_vars]
+        reduce_ = [v for v in loops if v in realize_vars]
+        # the last spatial loop innermost: a contiguous, vectorizable inner loop
+        if spatial and reduce_ and loops.index(spatial[-1]) < loops.index(reduce_[-1]):
+            try:
+                sch.reorder(*reduce_, spatial[-1])
+            except ScheduleError:
+                pass
+        loops = sch._loops_above(blk.name)
         first = next((v for v in loops if v in realize_vars), None)
         if first is not None:
             try:
