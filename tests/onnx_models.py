@@ -147,3 +147,44 @@ def bert_style(seed: int = 2, vocab: int = 50, seq: int = 8, hidden: int = 32, h
     return _model(nodes, "bert_style", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["B", seq]),
                                         helper.make_tensor_value_info("mask", TensorProto.INT64, ["B", seq])],
                   [helper.make_tensor_value_info("cls", TensorProto.FLOAT, ["B", 1, hidden])], inits)
+
+
+def resnet18(seed: int = 0, classes: int = 1000, size: int = 224) -> onnx.ModelProto:
+    """ResNet-18 (torchvision's layout: 7x7 stem, max pool, four stages of two basic blocks,
+    global pool, fc) with random weights and batch-norm statistics."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    count = [0]
+
+    def conv_bn(x: str, cin: int, cout: int, k: int, s: int, relu: bool) -> str:
+        count[0] += 1
+        n = f"c{count[0]}"
+        inits.extend([_w(rng, f"{n}_w", cout, cin, k, k, scale=np.sqrt(2 / (cin * k * k))),
+                      numpy_helper.from_array((1 + 0.1 * rng.standard_normal(cout)).astype(np.float32), f"{n}_g"),
+                      _w(rng, f"{n}_b", cout, scale=0.1), _w(rng, f"{n}_m", cout, scale=0.1),
+                      numpy_helper.from_array((rng.random(cout) + 0.5).astype(np.float32), f"{n}_v")])
+        nodes.append(helper.make_node("Conv", [x, f"{n}_w"], [f"{n}_c"], kernel_shape=[k, k], strides=[s, s],
+                                      pads=[k // 2] * 4))
+        nodes.append(helper.make_node("BatchNormalization", [f"{n}_c", f"{n}_g", f"{n}_b", f"{n}_m", f"{n}_v"],
+                                      [f"{n}_n" if relu else n]))
+        if relu:
+            nodes.append(helper.make_node("Relu", [f"{n}_n"], [n]))
+        return n
+
+    x = conv_bn("input", 3, 64, 7, 2, True)
+    nodes.append(helper.make_node("MaxPool", [x], ["pool"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+    x, cin = "pool", 64
+    for stage, cout in enumerate((64, 128, 256, 512)):
+        for block in range(2):
+            s = 2 if stage > 0 and block == 0 else 1
+            a = conv_bn(x, cin, cout, 3, s, True)
+            b = conv_bn(a, cout, cout, 3, 1, False)
+            short = conv_bn(x, cin, cout, 1, s, False) if (s != 1 or cin != cout) else x
+            out = f"s{stage}b{block}"
+            nodes += [helper.make_node("Add", [b, short], [f"{out}_sum"]), helper.make_node("Relu", [f"{out}_sum"], [out])]
+            x, cin = out, cout
+    nodes += [helper.make_node("GlobalAveragePool", [x], ["gap"]), helper.make_node("Flatten", ["gap"], ["flat"]),
+              helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1)]
+    inits += [_w(rng, "fc_w", classes, 512, scale=0.05), _w(rng, "fc_b", classes)]
+    return _model(nodes, "resnet18", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, size, size])],
+                  [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])], inits)
