@@ -17,7 +17,7 @@ from vta.isa import Config
 
 from .ir import Graph, GraphError, Module, Node, Value
 from .ops import ACCEL_OPS, OPS, kernel_of
-from .passes import FLOAT_PASSES, PassContext, run_pipeline
+from .passes import FLOAT_PASSES, PassContext, is_qdq, run_pipeline
 
 
 @dataclass
@@ -68,9 +68,9 @@ def compile_module(mod: Module, config: Config | None = None, calibrate: Calibra
     the value ranges the quantization needs; convolutions and dense layers then run on the
     accelerator (tilings from the tuning ``log`` when given) and the rest on the host."""
     t0 = time.perf_counter()
-    ctx = PassContext(config)
+    ctx = PassContext(config, qdq=is_qdq(mod))
     mod = run_pipeline(mod, ctx, dump_after, out, stop_after=FLOAT_PASSES)
-    if config is not None:
+    if config is not None and not ctx.qdq:
         if calibrate is None:
             raise GraphError("quantizing for the accelerator needs calibration inputs")
         ctx.ranges = calibrate(_compile_steps(mod, None, None, 0.0))

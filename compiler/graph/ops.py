@@ -318,6 +318,7 @@ OPS.update({d.name: d for d in [
     OpDef("Pack", lambda n: (nn.pack(_shape(n.inputs[0], n, "input"), _dtype(n), tuple(n.attrs["blocks"]),
                                      tuple(n.attrs["padded"]), int(n.attrs.get("fill", 0))), [0])),
     OpDef("Unpack", lambda n: (nn.unpack(_shape(n.inputs[0], n, "input"), _dtype(n), _out_shape(n)), [0])),
+    OpDef("ShiftSign", lambda n: (nn.shift_sign(_shape(n.inputs[0], n, "input"), _dtype(n), n.attrs["to"]), [0])),
     *(OpDef(op) for op in ACCEL_OPS),
 ]})
 

@@ -8,7 +8,9 @@ the graph after any of them (``--dump-after``).
   ``Shape`` of a statically shaped value becomes a constant;
 - ``fold_batchnorm``: a BatchNormalization after a Conv folds into its weights;
 - ``eliminate_dead``: nodes whose outputs nothing uses are removed;
-- ``quantize`` (with an accelerator config): convolutions and dense layers, with a ReLU
+- ``import_qdq`` (with an accelerator config): the QDQ patterns of a quantized model become
+  accelerator kernels with the model's own parameters (`qdq`);
+- ``quantize`` (with an accelerator config, for float models): convolutions and dense layers, with a ReLU
   after them, become int8 accelerator kernels fed by quantize and pack conversions
   (`quantize`);
 - ``fuse_layouts``: conversions that undo each other between accelerator kernels go;
@@ -195,13 +197,27 @@ class PassContext:
     config: Config | None = None
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     accelerated: int = 0
+    qdq: bool = False  # the model brought its own quantization: honour it, calibrate nothing
+
+
+def _import_qdq(mod: Module, ctx: PassContext) -> Module:
+    if ctx.config is not None:
+        from .qdq import import_qdq
+
+        ctx.accelerated += import_qdq(mod, ctx.config)
+    return mod
+
+
+def is_qdq(mod: Module) -> bool:
+    """Whether the model carries its own quantization (QuantizeLinear nodes)."""
+    return any(n.op == "QuantizeLinear" for n in mod.main.nodes)
 
 
 def _quantize(mod: Module, ctx: PassContext) -> Module:
-    if ctx.config is not None:
+    if ctx.config is not None and not ctx.qdq:
         from .quantize import quantize_ops
 
-        ctx.accelerated = quantize_ops(mod, ctx.ranges, ctx.config)
+        ctx.accelerated += quantize_ops(mod, ctx.ranges, ctx.config)
     return mod
 
 
@@ -229,6 +245,7 @@ def _plain(p: Callable[[Module], Module]) -> Pass:
 
 PIPELINE: list[tuple[str, Pass]] = [
     ("check_inference", _plain(check_inference)),
+    ("import_qdq", _import_qdq),
     ("split_variadic", _plain(split_variadic)),
     ("fold_constants", _plain(fold_constants)),
     ("shape_inference", _plain(shape_inference)),

@@ -644,3 +644,12 @@ def unpack(packed: Shape, dtype: str, shape: Shape) -> PrimFunc:
                   FloorMod(c, IntImm(b1)))]
 
     return fb.build([fb.compute("Y", shape, dtype, fn)])
+
+
+def shift_sign(shape: Shape, src: str, dst: str) -> PrimFunc:
+    """uint8 to int8 (subtract 128) or back (add 128): the same quantized value, the other encoding."""
+    fb = FuncBuilder("shift_sign")
+    x = fb.input("X", shape, src)
+    delta = -128 if dst == "int8" else 128
+    y = fb.compute("Y", shape, dst, lambda *i: Cast(dst, Cast("int32", x[i]) + delta))
+    return fb.build([y])
