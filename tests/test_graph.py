@@ -52,7 +52,7 @@ def test_printed_graph_and_dump_after() -> None:
     compile_module(import_onnx(resnet_style(), {"input": (1, 3, 16, 16)}), dump_after={"fold_constants"},
                    out=dumps.append)
     assert dumps and dumps[0].startswith("# after fold_constants")
-    with pytest.raises(GraphError, match="no pass 'fuse_everything'; passes in order: check_inference, split_variadic, fold_constants"):
+    with pytest.raises(GraphError, match="no pass 'fuse_everything'; passes in order: check_inference, import_qdq, split_variadic, fold_constants"):
         compile_module(import_onnx(resnet_style(), {"input": (1, 3, 16, 16)}), dump_after={"fuse_everything"})
 
 
