@@ -130,7 +130,8 @@ def save(exe: Executable, path: str | Path) -> None:
         steps.append(s)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "vta_version": _version(),
             "config": exe.config.to_dict() if exe.config is not None else None, "accelerated": exe.accelerated,
-            "graph": {"name": g.name, "values": values, "inputs": inputs, "outputs": outputs, "nodes": nodes},
+            "graph": {"name": g.name, "values": values, "inputs": inputs, "outputs": outputs, "nodes": nodes,
+                      "plan": {k: list(v) for k, v in g.plan.items()}, "arena_bytes": g.arena_bytes},
             "steps": steps, "accel_kernels": accel_meta}
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("model.json", json.dumps(meta, indent=1))
@@ -182,7 +183,8 @@ def _rebuild(meta: dict[str, Any], arrays: Any, cfg: Config | None, z: zipfile.Z
         for v in n.outputs:
             v.producer = n
         nodes.append(n)
-    g = Graph(gm["name"], [values[i] for i in gm["inputs"]], [values[i] for i in gm["outputs"]], nodes)
+    g = Graph(gm["name"], [values[i] for i in gm["inputs"]], [values[i] for i in gm["outputs"]], nodes,
+              {k: (int(v[0]), int(v[1])) for k, v in gm.get("plan", {}).items()}, int(gm.get("arena_bytes", 0)))
     g.check()
     kernels: dict[int, Any] = {}
     steps = []

@@ -94,6 +94,17 @@ def run_graph(exe: Executable, feeds: dict[str, np.ndarray], device: Device | No
     calibration)."""
     env = check_feeds(exe, feeds)
     report = Report()
+    plan = exe.graph.plan
+    arena = np.empty(exe.graph.arena_bytes, np.uint8) if plan else None
+
+    def place(v: Value) -> np.ndarray:
+        """The planned bytes of ``v`` (a fresh array when there is no plan or ``keep`` wants every value)."""
+        shape = v.static_shape() or (1,)
+        dt = np.dtype(numpy_dtype(v.dtype))  # type: ignore[arg-type]
+        if arena is None or keep or v.name not in plan or v in exe.outputs:
+            return np.empty(shape, dt)
+        off, nb = plan[v.name]
+        return arena[off:off + nb].view(dt).reshape(shape)
     if device is None and exe.config is not None and not reference and \
             any(st.kind == "accel" for st in exe.steps):
         device = open_device(target, exe.config)
@@ -113,18 +124,20 @@ def run_graph(exe: Executable, feeds: dict[str, np.ndarray], device: Device | No
         if st.kind == "accel":
             x = get(st.args[0])
             if reference:
-                env[out.uid] = _accel_reference(st, x)
+                env[out.uid] = place(out)
+                env[out.uid][...] = _accel_reference(st, x)
                 report.ops.append(OpRecord(n.name, n.op, "reference", time.perf_counter() - t0))
                 continue
             k = st.accel
             res = run_program(k.program(x, n.attrs["weights"], n.attrs["bias_packed"]), device)  # type: ignore[attr-defined,arg-type]
-            env[out.uid] = res.outputs[k.outputs()[0]].astype(np.int8)  # type: ignore[attr-defined]
+            env[out.uid] = place(out)
+            env[out.uid][...] = res.outputs[k.outputs()[0]]  # type: ignore[attr-defined]
             stats = res.stats
             st.last_timeline = stats.timeline
             report.ops.append(OpRecord(n.name, n.op, f"accel ({device.name})", time.perf_counter() - t0,  # type: ignore[union-attr]
                                        stats.cycles, round(stats.gemm_utilization, 4), stats.dram_bytes))
             continue
-        res_arr = np.empty(out.static_shape() or (1,), numpy_dtype(out.dtype))  # type: ignore[arg-type]
+        res_arr = place(out)
         args = [get(v) for v in st.args]
         st.kernel(*[a.reshape(a.shape or (1,)) for a in args], res_arr)  # type: ignore[misc]
         env[out.uid] = res_arr.reshape(out.static_shape())

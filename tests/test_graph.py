@@ -87,3 +87,26 @@ def test_bad_inputs() -> None:
         run_graph(exe, {"input": x, "extra": x})
     with pytest.raises(GraphError, match="output stem_c has type float32\\[N, 16, 16, 16\\]; every shape must be static"):
         compile_module(import_onnx(resnet_style()))
+
+
+def test_memory_plan_reuses_bytes_without_overlapping_live_values() -> None:
+    exe = compile_module(import_onnx(resnet_style(), {"input": (2, 3, 16, 16)}))
+    g = exe.graph
+    assert g.plan and 0 < g.arena_bytes
+    total = sum(nb for _, nb in {v: g.plan[v] for v in g.plan}.values())
+    assert g.arena_bytes < 0.6 * total  # reuse
+    index = {v.name: i for i, n in enumerate(g.nodes) for v in n.outputs}
+    last = {}
+    for i, n in enumerate(g.nodes):
+        for v in n.inputs:
+            if v is not None:
+                last[v.name] = i
+    live = [(name, index[name], last.get(name, len(g.nodes)), *g.plan[name]) for name in g.plan if name in index]
+    for a in live:
+        for b in live:
+            if a[0] < b[0] and a[1] <= b[2] and b[1] <= a[2] and g.plan[a[0]] != g.plan[b[0]]:
+                assert a[3] + a[4] <= b[3] or b[3] + b[4] <= a[3], (a, b)
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    planned, _ = run_graph(exe, {"input": x})
+    fresh, _ = run_graph(exe, {"input": x}, keep=True)  # keep: every value in its own array
+    assert np.array_equal(planned["prob"], fresh["prob"])

@@ -82,6 +82,9 @@ class Graph:
     inputs: list[Value]
     outputs: list[Value]
     nodes: list[Node] = field(default_factory=list)
+    # memory plan: value name -> (byte offset, bytes) in one arena, and the arena's size
+    plan: dict[str, tuple[int, int]] = field(default_factory=dict)
+    arena_bytes: int = 0
 
     def constants(self) -> list[Value]:
         seen: dict[int, Value] = {}

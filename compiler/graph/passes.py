@@ -14,7 +14,9 @@ the graph after any of them (``--dump-after``).
   after them, become int8 accelerator kernels fed by quantize and pack conversions
   (`quantize`);
 - ``fuse_layouts``: conversions that undo each other between accelerator kernels go;
-- ``partition``: each node is assigned to the accelerator or the CPU.
+- ``partition``: each node is assigned to the accelerator or the CPU;
+- ``plan_memory``: every intermediate tensor gets a place in one arena, reusing the bytes of
+  tensors no longer needed.
 """
 
 from __future__ import annotations
@@ -239,6 +241,64 @@ def partition(mod: Module, ctx: PassContext) -> Module:
     return mod
 
 
+def plan_memory(mod: Module, ctx: PassContext | None = None) -> Module:
+    """Place every intermediate value in one arena, reusing the bytes of values no longer
+    needed: lifetimes run from the producing node to the last reader (a view shares its
+    source's bytes and extends its life; graph outputs live to the end); values go largest
+    first at the lowest 64-byte-aligned offset free for their whole life."""
+    from .ops import OPS
+
+    g = mod.main
+    inputs = {v.uid for v in g.inputs}
+    root: dict[int, Value] = {}  # a view's value -> the value owning its bytes
+    life: dict[int, list[int]] = {}
+    vals: dict[int, Value] = {}
+    end = len(g.nodes)
+    for i, n in enumerate(g.nodes):
+        for v in n.inputs:
+            r = root.get(v.uid, v) if v is not None else None
+            if r is not None and r.uid in life:
+                life[r.uid][1] = i
+        for v in n.outputs:
+            src = root.get(n.inputs[0].uid, n.inputs[0]) if n.inputs and n.inputs[0] is not None else None
+            if OPS[n.op].view and src is not None and src.uid in life:
+                root[v.uid] = src
+            elif v.uid not in inputs and not v.is_const:
+                life[v.uid] = [i, i]
+                vals[v.uid] = v
+    for v in g.outputs:
+        r = root.get(v.uid, v)
+        if r.uid in life:
+            life[r.uid][1] = end
+    placed: list[tuple[int, int, int, int]] = []  # (offset, bytes, first, last)
+    plan: dict[str, tuple[int, int]] = {}
+    order = sorted(life, key=lambda u: -_nbytes(vals[u]))
+    for u in order:
+        nb = -(-_nbytes(vals[u]) // 64) * 64
+        first, last = life[u]
+        busy = sorted((o, o + b) for o, b, f, l_ in placed if f <= last and first <= l_)
+        off = 0
+        for lo, hi in busy:
+            if off + nb <= lo:
+                break
+            off = max(off, hi)
+        placed.append((off, nb, first, last))
+        plan[vals[u].name] = (off, _nbytes(vals[u]))
+    for vu, r in root.items():
+        for v in (x for n in g.nodes for x in n.outputs if x.uid == vu):
+            if r.name in plan:
+                plan[v.name] = plan[r.name]
+    g.plan = plan
+    g.arena_bytes = max((o + b for o, b, _, _ in placed), default=0)
+    return mod
+
+
+def _nbytes(v: Value) -> int:
+    from vta.compiler.tir.interp import numpy_dtype
+
+    return int(np.prod(v.static_shape() or (1,))) * np.dtype(numpy_dtype(v.dtype)).itemsize  # type: ignore[arg-type]
+
+
 def _plain(p: Callable[[Module], Module]) -> Pass:
     return lambda mod, ctx: p(mod)
 
@@ -254,6 +314,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("quantize", _quantize),
     ("fuse_layouts", _fuse_layouts),
     ("partition", partition),
+    ("plan_memory", plan_memory),
 ]
 FLOAT_PASSES = "eliminate_dead"  # the last pass before quantization needs calibrated ranges
 
