@@ -1,9 +1,10 @@
 """Loop IR to LLVM IR for the host CPU.
 
-A `PrimFunc` becomes ``void @name(ptr p0, ..., ptr pN, i64 begin, i64 end)``: one
-pointer per parameter and per intermediate buffer (row-major, dense, the buffer's dtype),
-and the range of the function's outer loop this call runs (a ``parallel`` outer loop is
-split among threads by the caller; otherwise the range is the whole loop, or unused).
+A `PrimFunc` becomes one ``void @name_sK(ptr p0, ..., ptr pN, i64 begin, i64 end)`` per
+root statement (stage), called in order: one pointer per parameter and per intermediate
+buffer (row-major, dense, the buffer's dtype), and the range of the stage's outer loop
+this call runs (a ``parallel`` outer loop is split among threads by the caller; otherwise
+the range is unused).
 
 Semantics follow the reference interpreter (`tir.interp`): blocks bind their iterators,
 a predicate guards the block, an init part runs when every reduction iterator is 0;
@@ -102,20 +103,23 @@ class _Gen:
         for b in self.buffers:
             if not all(isinstance(d, IntImm) for d in b.shape):
                 raise CodegenError(f"buffer {b.name}: shape {tuple(map(str, b.shape))} is not constant")
+    def _begin(self, name: str, stage: Stmt) -> None:
         fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(self.buffers) + [I64, I64])
-        self.fn = ir.Function(self.module, fnty, name=func.name)
+        self.fn = ir.Function(self.module, fnty, name=name)
         for a, b in zip(self.fn.args, self.buffers):
             a.name = b.name
             a.add_attribute("noalias")
         self.fn.args[-2].name, self.fn.args[-1].name = "begin", "end"
         self.ptr = dict(zip(self.buffers, self.fn.args))
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
-        self.outer = _outer_loop(func)
+        self.outer = stage if isinstance(stage, For) and stage.kind == "parallel" else None
 
     # ---- statements -------------------------------------------------------------------
     def run(self) -> ir.Module:
-        self.stmt(self.func.body, _Ctx())
-        self.b.ret_void()
+        for (name, _), stage in zip(stage_info(self.func), stages(self.func)):
+            self._begin(name, stage)
+            self.stmt(stage, _Ctx())
+            self.b.ret_void()
         return self.module
 
     def stmt(self, s: Stmt, cx: _Ctx) -> None:
@@ -371,20 +375,27 @@ def _operand_type(a: Expr, b: Expr) -> str:
     return ta if _bits(ta) >= _bits(tb) else tb
 
 
-def _outer_loop(func: PrimFunc) -> For | None:
-    """The loop the caller's range applies to: the body when it is a single ``parallel`` loop."""
-    s = func.body
-    return s if isinstance(s, For) and s.kind == "parallel" else None
+def stages(func: PrimFunc) -> list[Stmt]:
+    """The function's root statements, run in order: each becomes one LLVM function."""
+    return list(func.body.stmts) if isinstance(func.body, SeqStmt) else [func.body]
+
+
+def stage_info(func: PrimFunc) -> list[tuple[str, int | None]]:
+    """(LLVM function name, extent of its ``parallel`` outer loop or None) per stage."""
+    out = []
+    sts = stages(func)
+    for k, st in enumerate(sts):
+        name = func.name if len(sts) == 1 else f"{func.name}_s{k}"
+        par = st.extent.value if isinstance(st, For) and st.kind == "parallel" and isinstance(st.extent, IntImm) \
+            else None
+        out.append((name, par))
+    return out
 
 
 def generate(func: PrimFunc) -> ir.Module:
-    """LLVM IR (host-independent) for ``func``; `jit.compile_cpu` adds the target and compiles it."""
+    """LLVM IR (host-independent) for ``func``, one function per stage (`stage_info`);
+    `jit.compile_cpu` adds the target and compiles it."""
     return _Gen(func).run()
 
 
-def outer_extent(func: PrimFunc) -> int | None:
-    f = _outer_loop(func)
-    return f.extent.value if f is not None and isinstance(f.extent, IntImm) else None
-
-
-__all__ = ["CodegenError", "generate", "llvm_type", "outer_extent"]
+__all__ = ["CodegenError", "generate", "llvm_type", "stage_info", "stages"]

@@ -20,7 +20,7 @@ from llvmlite import binding as llvm
 from vta.compiler.tir.interp import numpy_dtype
 from vta.compiler.tir.stmt import PrimFunc
 
-from .codegen import CodegenError, generate, outer_extent
+from .codegen import CodegenError, generate, stage_info
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -77,7 +77,7 @@ class Signature:
     params: tuple[tuple[str, tuple[int, ...], str], ...]
     allocs: tuple[tuple[tuple[int, ...], str], ...]
     written: tuple[int, ...]
-    parallel_extent: int | None = None
+    stages: tuple[tuple[str, int | None], ...] = ()  # (function, parallel extent) in call order
 
     @staticmethod
     def of(func: PrimFunc) -> Signature:
@@ -88,19 +88,19 @@ class Signature:
         shape = lambda b: tuple(d.value for d in b.shape)  # type: ignore[attr-defined]
         return Signature(func.name, tuple((b.name, shape(b), b.dtype) for b in func.params),
                          tuple((shape(b), b.dtype) for b in func.allocs),
-                         tuple(i for i, b in enumerate(func.params) if b in stored), outer_extent(func))
+                         tuple(i for i, b in enumerate(func.params) if b in stored), tuple(stage_info(func)))
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "params": [[n, list(s), d] for n, s, d in self.params],
                 "allocs": [[list(s), d] for s, d in self.allocs], "written": list(self.written),
-                "parallel_extent": self.parallel_extent}
+                "stages": [[n, e] for n, e in self.stages]}
 
     @staticmethod
     def from_dict(d: dict[str, object]) -> Signature:
         return Signature(str(d["name"]), tuple((str(n), tuple(s), str(t)) for n, s, t in d["params"]),  # type: ignore[attr-defined]
                          tuple((tuple(s), str(t)) for s, t in d["allocs"]),  # type: ignore[attr-defined]
                          tuple(int(i) for i in d["written"]),  # type: ignore[attr-defined]
-                         None if d["parallel_extent"] is None else int(d["parallel_extent"]))  # type: ignore[arg-type]
+                         tuple((str(n), None if e is None else int(e)) for n, e in d["stages"]))  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -116,7 +116,8 @@ class CpuKernel:
 
     @property
     def parallel_extent(self) -> int | None:
-        return self.sig.parallel_extent
+        """The first stage's parallel extent (None: it runs on one thread)."""
+        return self.sig.stages[0][1] if self.sig.stages else None
 
     def __call__(self, *arrays: np.ndarray, threads: int | None = None) -> None:
         sig = self.sig
@@ -141,21 +142,16 @@ class CpuKernel:
                     raise ValueError(f"{sig.name}: {params[i][0]} and {params[j][0]} share memory, and "
                                      "one of them is written")
         ptrs += [s.ctypes.data for s in self._scratch]
-        n = self.parallel_extent
-        if n is None:
-            self._fn(*ptrs, 0, 0)  # type: ignore[operator]
-            return
-        workers = max(1, min(threads or os.cpu_count() or 1, n))
-        if workers == 1:
-            self._fn(*ptrs, 0, n)  # type: ignore[operator]
-            return
-        if any(s.size for s in self._scratch):
-            raise CodegenError(f"{sig.name}: a parallel loop cannot share intermediate buffers between threads")
-        bounds = np.linspace(0, n, workers + 1).astype(int)
-        futures = [_pool().submit(self._fn, *ptrs, int(lo), int(hi))  # type: ignore[arg-type]
-                   for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
-        for f in futures:
-            f.result()
+        for fn, (_, n) in zip(self._fn, sig.stages):  # type: ignore[call-overload]
+            workers = 1 if n is None else max(1, min(threads or os.cpu_count() or 1, n))
+            if workers == 1:
+                fn(*ptrs, 0, n or 0)
+                continue
+            bounds = np.linspace(0, n, workers + 1).astype(int)
+            futures = [_pool().submit(fn, *ptrs, int(lo), int(hi))
+                       for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+            for f in futures:
+                f.result()
 
 
 def compile_cpu(func: PrimFunc) -> CpuKernel:
@@ -168,10 +164,13 @@ def load_cpu(llvm_ir: str, sig: Signature) -> CpuKernel:
     mod = optimize(llvm_ir)
     engine = llvm.create_mcjit_compiler(mod, _new_machine())
     engine.finalize_object()
-    addr = engine.get_function_address(sig.name)
-    if not addr:
-        raise CodegenError(f"the LLVM IR has no function {sig.name}")
     nbuf = len(sig.params) + len(sig.allocs)
     proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * nbuf), ctypes.c_int64, ctypes.c_int64)
+    fns = []
+    for name, _ in sig.stages:
+        addr = engine.get_function_address(name)
+        if not addr:
+            raise CodegenError(f"the LLVM IR has no function {name}")
+        fns.append(proto(addr))
     scratch = [np.zeros(shape, numpy_dtype(dt)) for shape, dt in sig.allocs]
-    return CpuKernel(sig, llvm_ir, str(mod), engine, proto(addr), scratch)
+    return CpuKernel(sig, llvm_ir, str(mod), engine, fns, scratch)

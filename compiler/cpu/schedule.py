@@ -1,10 +1,11 @@
 """Default CPU schedules for the host operator library: reductions get their init hoisted
 out of the reduction loops (so inner loops are branch-free) and their last spatial loop
-moved innermost (contiguous, so it vectorizes), and a function that is one loop nest runs
-its outermost spatial loop in parallel."""
+moved innermost (contiguous, so it vectorizes), and each stage runs its outermost spatial
+loop in parallel."""
 
 from __future__ import annotations
 
+from vta.compiler.tir.expr import IntImm
 from vta.compiler.tir.schedule import Schedule, ScheduleError
 from vta.compiler.tir.stmt import Block, For, PrimFunc, SeqStmt
 from vta.compiler.tir.transform import walk_stmt
@@ -31,12 +32,26 @@ def default_schedule(func: PrimFunc) -> PrimFunc:
             except ScheduleError:
                 pass
     body = sch.func.body
-    if isinstance(body, For) and body.extent.value > 1 and not isinstance(body.body, SeqStmt):  # type: ignore[attr-defined]
-        try:
-            sch.parallel(body.var)
-        except ScheduleError:
-            pass
+    for st in (body.stmts if isinstance(body, SeqStmt) else (body,)):  # each stage's outer loop, when spatial
+        if isinstance(st, For) and isinstance(st.extent, IntImm) and st.extent.value > 1 and \
+                _iterations(st) >= PARALLEL_MIN:
+            try:
+                sch.parallel(st.var)
+            except ScheduleError:
+                pass
     return sch.func
+
+
+PARALLEL_MIN = 1 << 18  # loop iterations below which a thread pool's dispatch costs more than it saves
+
+
+def _iterations(s: object) -> int:
+    """Innermost-body executions of a loop nest (the longest path through its sequences)."""
+    if isinstance(s, For):
+        return (s.extent.value if isinstance(s.extent, IntImm) else 1) * _iterations(s.body)
+    if isinstance(s, SeqStmt):
+        return sum(_iterations(x) for x in s.stmts)
+    return 1
 
 
 def _reduction_loops(sch: Schedule, block: str) -> set:  # type: ignore[type-arg]
