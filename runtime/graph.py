@@ -78,11 +78,12 @@ def _accel_reference(st: Step, x: np.ndarray) -> np.ndarray:
     w = unpack(a["weights"]).astype(np.int64)
     xs = unpack(x).astype(np.int64)
     bias = a["bias"].astype(np.int64)
+    mult = a["mult"].astype(np.int64) if "mult" in a else None
     if isinstance(wl, Conv2d):
         acc = conv2d_nchw(xs, w, wl.stride, wl.pad, wl.groups, wl.pad_value)
-        y = ep.reference(acc, bias[None, :, None, None])
+        y = ep.reference(acc, bias[None, :, None, None], None if mult is None else mult[None, :, None, None])
     else:
-        y = ep.reference(xs @ w.T, bias[None, :])
+        y = ep.reference(xs @ w.T, bias[None, :], None if mult is None else mult[None, :])
     return pack(y, cfg.batch, cfg.block_out)
 
 
@@ -129,7 +130,9 @@ def run_graph(exe: Executable, feeds: dict[str, np.ndarray], device: Device | No
                 report.ops.append(OpRecord(n.name, n.op, "reference", time.perf_counter() - t0))
                 continue
             k = st.accel
-            res = run_program(k.program(x, n.attrs["weights"], n.attrs["bias_packed"]), device)  # type: ignore[attr-defined,arg-type]
+            args = [x, n.attrs["weights"], n.attrs["bias_packed"]] + \
+                ([n.attrs["mult_packed"]] if "mult_packed" in n.attrs else [])
+            res = run_program(k.program(*args), device)  # type: ignore[attr-defined,arg-type]
             env[out.uid] = place(out)
             env[out.uid][...] = res.outputs[k.outputs()[0]]  # type: ignore[attr-defined]
             stats = res.stats

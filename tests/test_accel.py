@@ -45,8 +45,11 @@ def test_resnet18_layer_bit_exact(name: str, layer: str) -> None:
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("epilogue", [None, REQUANT, Epilogue(shift=3), Epilogue(multiplier=-3, out_dtype="int32"),
                                       Epilogue(bias=True, relu=True, zero_point=5),
-                                      Epilogue(bias=True, multiplier=300, shift=22, zero_point=-3, relu=True)],
-                         ids=["int32", "requant", "pow2", "mul_int32", "bias_relu_zp", "long_shift"])
+                                      Epilogue(bias=True, multiplier=300, shift=22, zero_point=-3, relu=True),
+                                      Epilogue(bias=True, per_channel=True, shift=18, zero_point=2, relu=True),
+                                      Epilogue(per_channel=True, shift=9)],
+                         ids=["int32", "requant", "pow2", "mul_int32", "bias_relu_zp", "long_shift", "per_channel",
+                              "per_channel_no_bias"])
 def test_epilogues(name: str, epilogue: Epilogue | None) -> None:
     cfg = PRESETS[name]
     check(Conv2d(cfg.batch, 2 * cfg.block_in, 6, 5, 2 * cfg.block_out, 3, 1, 1), cfg, epilogue)
@@ -177,8 +180,9 @@ def test_non_alu_epilogue_is_refused() -> None:
 
 def test_tuning_log_round_trip_and_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from vta.compiler.accel.tune import TuningLog
-    from vta.measure import tune
     from vta.isa.errors import VTAError
+
+    from vta.measure import tune
 
     cfg = PRESETS["tiny"]
     wl = Dense(2, 8, 12)

@@ -21,7 +21,7 @@ from vta.runtime import run_graph
 DATA = Path(__file__).resolve().parents[1] / "vta" / "data"
 
 
-def _qdq_digits(tmp_path: Path, act: str) -> tuple[onnx.ModelProto, np.ndarray]:
+def _qdq_digits(tmp_path: Path, act: str, per_channel: bool = False) -> tuple[onnx.ModelProto, np.ndarray]:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     d = np.load(DATA / "digits_samples.npz")
@@ -38,15 +38,16 @@ def _qdq_digits(tmp_path: Path, act: str) -> tuple[onnx.ModelProto, np.ndarray]:
             return next(self.items, None)
 
     quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=getattr(QuantType, act), weight_type=QuantType.QInt8, per_channel=False)
+                    activation_type=getattr(QuantType, act), weight_type=QuantType.QInt8, per_channel=per_channel)
     return onnx.load(str(tmp_path / "q.onnx")), d["image"].astype(np.float32)
 
 
-@pytest.mark.parametrize("act", ["QInt8", "QUInt8"])
-def test_qdq_model_on_the_accelerator(tmp_path: Path, act: str) -> None:
-    model, x = _qdq_digits(tmp_path, act)
+@pytest.mark.parametrize("act,per_channel", [("QInt8", False), ("QUInt8", False), ("QInt8", True)])
+def test_qdq_model_on_the_accelerator(tmp_path: Path, act: str, per_channel: bool) -> None:
+    model, x = _qdq_digits(tmp_path, act, per_channel)
     exe = compile_module(import_onnx(model, {"image": x.shape}), PRESETS["default"])  # no calibration needed
     assert exe.accelerated == 3
+    assert all(st.node.attrs["epilogue"].per_channel == per_channel for st in exe.steps if st.kind == "accel")
     out, rep = run_graph(exe, {"image": x}, keep=True)
     ref, _ = run_graph(exe, {"image": x}, reference=True)
     assert np.array_equal(out["prob"], ref["prob"])
@@ -60,9 +61,11 @@ def test_qdq_model_on_the_accelerator(tmp_path: Path, act: str) -> None:
         wl, ep = a["workload"], a["epilogue"]
         if isinstance(wl, Conv2d):
             acc = conv2d_nchw(xq, w, wl.stride, wl.pad, 1, wl.pad_value) + a["bias"][None, :, None, None]
+            scale = a["onnx_scale"][None, :, None, None]
         else:
             acc = xq @ w.T + a["bias"][None, :]
+            scale = a["onnx_scale"][None, :]
         lo = ep.zero_point if ep.relu else -128
-        exact = np.clip(np.round(acc * a["onnx_scale"]) + ep.zero_point, lo, 127)
+        exact = np.clip(np.round(acc * scale) + ep.zero_point, lo, 127)
         got = unpack(rep.values[st.node.outputs[0].name]).astype(np.int64)
         assert np.abs(got - exact).max() <= 1, st.node.name

@@ -79,15 +79,20 @@ def operands(wl: Conv2d | Dense, cfg: Config, epilogue: Epilogue | None, seed: i
         else:
             ins = [pack(a, bn, bi).astype(np.int8), pack(w, bo, bi).astype(np.int8)]
         channels = wl.n
-    bias = None
+    bias = mult = None
+    if epilogue is not None and epilogue.per_channel:
+        mult = rng.integers(1, 400, channels)
     if epilogue is not None and epilogue.bias:
         bias = rng.integers(-5000, 5000, channels)
-        packed_bias = np.repeat(epilogue.fold_bias(bias).reshape(channels // bo, 1, bo), bn, axis=1)
+        packed_bias = np.repeat(epilogue.fold_bias(bias, mult).reshape(channels // bo, 1, bo), bn, axis=1)
         ins.append(packed_bias)
+    if mult is not None:
+        ins.append(np.repeat(mult.astype(np.int32).reshape(channels // bo, 1, bo), bn, axis=1))
     if isinstance(wl, Conv2d):
-        expect = acc if epilogue is None else epilogue.reference(acc, None if bias is None else bias[None, :, None, None])
+        col = (lambda v: None if v is None else v[None, :, None, None])
+        expect = acc if epilogue is None else epilogue.reference(acc, col(bias), col(mult))
         out = pack(expect, bn, bo)
     else:
-        expect = acc if epilogue is None else epilogue.reference(acc, bias)
+        expect = acc if epilogue is None else epilogue.reference(acc, bias, mult)
         out = np.stack([pack(expect[i], bn, bo) for i in range(wl.batches)]) if wl.batches else pack(expect, bn, bo)
     return ins, out

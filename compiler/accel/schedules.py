@@ -114,9 +114,14 @@ def conv_needs(wl: Conv2d, cfg: Config, t: ConvTiling, epilogue: Epilogue | None
     """Scratchpad entries (and GEMM micro-ops) a tiling uses."""
     k, s = wl.kernel, (1 if wl.kernel == 1 else wl.stride)  # a 1x1 kernel reads only the pixels it uses
     rows, cols = (t.th - 1) * s + k, (t.tw - 1) * s + k
-    acc = t.tco * t.th * t.tw + (t.tco if epilogue is not None and epilogue.bias else 0)
+    acc = t.tco * t.th * t.tw + t.tco * _vectors(epilogue)
     return {"inp": t.slots * t.tci * rows * cols, "wgt": t.slots * t.tco * t.tci * k * k, "acc": t.slots * acc,
             "uop": kernel_uops([t.tco, t.th, t.tw, t.tci, k, k])}
+
+
+def _vectors(epilogue: Epilogue | None) -> int:
+    """Per-channel vectors an epilogue loads into acc (bias, multipliers)."""
+    return 0 if epilogue is None else int(epilogue.bias) + int(epilogue.per_channel)
 
 
 def kernel_uops(extents: list[int]) -> int:
@@ -164,7 +169,7 @@ def conv_cost(wl: Conv2d, cfg: Config, t: ConvTiling) -> float:
 
 
 def dense_needs(wl: Dense, cfg: Config, t: DenseTiling, epilogue: Epilogue | None = None) -> dict[str, int]:
-    acc = t.ti * t.tj + (t.tj if epilogue is not None and epilogue.bias else 0)
+    acc = t.ti * t.tj + t.tj * _vectors(epilogue)
     return {"inp": t.slots * t.ti * t.tk, "wgt": t.slots * t.tj * t.tk, "acc": t.slots * acc,
             "uop": kernel_uops([t.ti, t.tj, t.tk])}
 
@@ -211,23 +216,26 @@ def default_dense_tiling(wl: Dense, cfg: Config, epilogue: Epilogue | None = Non
 
 # ---- schedules ---------------------------------------------------------------------------------
 
-def _outputs(sch: Schedule, main: str, epilogue: bool) -> tuple[list[str], str | None]:
+def _outputs(sch: Schedule, main: str, epilogue: bool) -> tuple[list[str], list[str]]:
     """Accumulate in acc: the epilogue's input set to acc scope and its output cached there
     (without an epilogue, the main block's output cached in acc). Returns the stages to move
     under the tile loop, in order, and the bias copy (if any) to compute there."""
     if not epilogue:
-        return [sch.cache_write(main, 0, "acc")], None
+        return [sch.cache_write(main, 0, "acc")], []
     sch.set_scope("Acc", "acc")
-    reads = [r.buffer.name for r in sch._block_node("epilogue").reads]
-    bias = sch.cache_read("epilogue", reads.index("Bias"), "acc") if "Bias" in reads else None
-    return ["epilogue", sch.cache_write("epilogue", 0, "acc")], bias
+    vectors = []
+    for name in ("Bias", "Mult"):  # per-channel vectors: loaded into acc next to each tile
+        reads = [r.buffer.name for r in sch._block_node("epilogue").reads]
+        if name in reads:
+            vectors.append(sch.cache_read("epilogue", reads.index(name), "acc"))
+    return ["epilogue", sch.cache_write("epilogue", 0, "acc")], vectors  # type: ignore[return-value]
 
 
-def _place_outputs(sch: Schedule, stages: tuple[list[str], str | None], tile_loop: object) -> None:
+def _place_outputs(sch: Schedule, stages: tuple[list[str], list[str]], tile_loop: object) -> None:
     for st in stages[0]:
         sch.reverse_compute_at(st, tile_loop)  # type: ignore[arg-type]
-    if stages[1] is not None:
-        sch.compute_at(stages[1], tile_loop)  # type: ignore[arg-type]
+    for vec in stages[1]:
+        sch.compute_at(vec, tile_loop)  # type: ignore[arg-type]
 
 
 def conv2d_schedule(wl: Conv2d, cfg: Config, t: ConvTiling, epilogue: Epilogue | None = None) -> Schedule:

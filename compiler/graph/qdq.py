@@ -68,8 +68,8 @@ class _QdqRewriter:
         if dx is None or dw is None or dw.inputs[0] is None or dw.inputs[0].const is None:
             return
         sx, zx = _scalar(dx.inputs[1]), _scalar(dx.input(2))
-        sw, zw = _scalar(dw.inputs[1]), _scalar(dw.input(2))
-        if None in (sx, zx, sw, zw) or zw != 0 or dw.inputs[0].dtype != "int8":
+        sw = _weight_scales(dw, n)
+        if None in (sx, zx) or sw is None or dw.inputs[0].dtype != "int8":
             return
         act_dt = dx.inputs[0].dtype  # type: ignore[union-attr]
         if act_dt not in ("int8", "uint8"):
@@ -85,11 +85,11 @@ class _QdqRewriter:
         sy, zy = _scalar(q.inputs[1]), _scalar(q.input(2))
         if None in (sy, zy) or q.outputs[0].dtype != act_dt:
             return
-        bias = self._bias(n, float(sx) * float(sw))  # type: ignore[arg-type]
+        bias = self._bias(n, float(sx) * sw)  # type: ignore[arg-type]
         if bias is None:
             return
         shift = 128 if act_dt == "uint8" else 0
-        made = self._conv(n, dx, dw, bias, float(sx), int(zx) - shift, float(sw), float(sy), int(zy) - shift,  # type: ignore[arg-type]
+        made = self._conv(n, dx, dw, bias, float(sx), int(zx) - shift, sw, float(sy), int(zy) - shift,  # type: ignore[arg-type]
                           relu is not None, q, shift)
         if made:
             self.count += 1
@@ -97,22 +97,23 @@ class _QdqRewriter:
                 if dead is not None:
                     self.drop.add(id(dead))
 
-    def _bias(self, n: Node, scale: float) -> np.ndarray | None:
+    def _bias(self, n: Node, scale: np.ndarray) -> np.ndarray | None:
+        """The int32 bias at scale ``sx · sw`` (per output channel)."""
         b = n.input(2)
         if b is None:
             return np.zeros(0, np.int64)
         db = _dq_of(b)
         if db is not None and db.inputs[0] is not None and db.inputs[0].const is not None and \
-                db.inputs[0].dtype == "int32" and _scalar(db.input(2)) == 0:
-            sb = _scalar(db.inputs[1])
-            if sb is not None and abs(float(sb) - scale) <= 1e-6 * scale:
+                db.inputs[0].dtype == "int32" and not np.any(_vector(db.input(2))):
+            sb = _vector(db.inputs[1])
+            if sb is not None and np.allclose(sb, scale, rtol=1e-6, atol=0):
                 return db.inputs[0].const.astype(np.int64).reshape(-1)
         if b.const is not None:  # a float bias: quantize it as the tools would
             return np.round(b.const.astype(np.float64).reshape(-1) / scale).astype(np.int64)
         return None
 
-    def _conv(self, n: Node, dx: Node, dw: Node, bias: np.ndarray, sx: float, zx: int, sw: float, sy: float, zy: int,
-              relu: bool, q: Node, shift: int) -> bool:
+    def _conv(self, n: Node, dx: Node, dw: Node, bias: np.ndarray, sx: float, zx: int, sw: np.ndarray, sy: float,
+              zy: int, relu: bool, q: Node, shift: int) -> bool:
         from vta.compiler.tir.ops import Epilogue
 
         cfg = self.cfg
@@ -138,21 +139,34 @@ class _QdqRewriter:
             o = wq.shape[0]
             nb, c = xq.static_shape()
         b = np.zeros(o, np.int64) if bias.size == 0 else bias
-        if b.size != o:
+        if b.size != o or sw.size not in (1, o):
             return False
         bias_int = b - zx * wq.reshape(o, -1).sum(axis=1)
         bound = int(np.abs(wq).reshape(o, -1).sum(axis=1).max(initial=0)) * 255 + int(np.abs(bias_int).max(initial=0))
-        m, s = fixed_point(sx * sw / sy, bound)
-        ep = Epilogue(bias=True, multiplier=m, shift=s, zero_point=zy, relu=relu)
+        scales = np.broadcast_to(sx * sw / sy, (o,)).astype(np.float64)
+        per_channel = sw.size > 1
+        if per_channel:
+            mult, s = fixed_point_vector(scales, bound)
+            ep = Epilogue(bias=True, shift=s, zero_point=zy, relu=relu, per_channel=True)
+        else:
+            m, s = fixed_point(float(scales[0]), bound)
+            ep = Epilogue(bias=True, multiplier=m, shift=s, zero_point=zy, relu=relu)
         npad, cp, op = _roundup(nb, cfg.batch), _roundup(c, cfg.block_in), _roundup(o, cfg.block_out)
         wfull = np.zeros((op, cp, *wq.shape[2:]), np.int8)
         wfull[:o, :c] = wq
         bias_full = np.zeros(op, np.int64)
         bias_full[:o] = bias_int
+        scale_full = np.zeros(op)
+        scale_full[:o] = scales
+        mult_full = np.zeros(op, np.int64)
+        if per_channel:
+            mult_full[:o] = mult
         attrs = {"epilogue": ep, "weights": pack(wfull, cfg.block_out, cfg.block_in), "bias": bias_full,
-                 "onnx_scale": sx * sw / sy,  # the model's exact requantization scale, for comparisons
-                 "bias_packed": np.repeat(ep.fold_bias(bias_full).reshape(op // cfg.block_out, 1, cfg.block_out),
-                                          cfg.batch, axis=1)}
+                 "onnx_scale": scale_full,  # the model's exact requantization scales, for comparisons
+                 "bias_packed": _per_channel(ep.fold_bias(bias_full, mult_full), cfg)}
+        if per_channel:
+            attrs["mult"] = mult_full
+            attrs["mult_packed"] = _per_channel(mult_full.astype(np.int32), cfg)
         base = n.name
         new: list[Node] = []
         src = xq
@@ -190,6 +204,43 @@ class _QdqRewriter:
                 v.producer = nd
         self.replace[id(n)] = new
         return True
+
+
+def _per_channel(v: np.ndarray, cfg: Config) -> np.ndarray:
+    """A per-channel vector as accumulator elements (the same values in every batch row)."""
+    return np.repeat(v.reshape(-1, 1, cfg.block_out), cfg.batch, axis=1)
+
+
+def _vector(v: Value | None) -> np.ndarray | None:
+    if v is None:
+        return np.zeros(1)
+    return None if v.const is None else v.const.astype(np.float64).reshape(-1)
+
+
+def _weight_scales(dw: Node, n: Node) -> np.ndarray | None:
+    """The weights' scales (one, or one per output channel) when their zero points are 0."""
+    sw, zw = _vector(dw.inputs[1]), _vector(dw.input(2))
+    if sw is None or zw is None or np.any(zw):
+        return None
+    if sw.size > 1:  # per channel: along the output channels only
+        axis = int(dw.attrs.get("axis", 1))
+        w = dw.inputs[0].const  # type: ignore[union-attr]
+        out_axis = 0 if n.op == "Conv" or (n.op == "Gemm" and n.attrs.get("transB", 0)) else 1
+        if w is None or axis % w.ndim != out_axis:
+            return None
+    return sw
+
+
+def fixed_point_vector(scales: np.ndarray, acc_bound: int) -> tuple[np.ndarray, int]:
+    """Per-channel multipliers with one shift: the largest shift whose multipliers all fit."""
+    m_max = min(32767, ((1 << 31) - 1) // max(1, acc_bound))
+    top = float(scales.max())
+    shift = 0
+    for s in range(32):
+        if round(top * (1 << s)) > m_max:
+            break
+        shift = s
+    return np.maximum(np.round(scales * (1 << shift)), 0).astype(np.int64), shift
 
 
 def import_qdq(mod: Module, config: Config) -> int:

@@ -202,6 +202,7 @@ class Epilogue:
     zero_point: int = 0
     relu: bool = False
     out_dtype: str = "int8"
+    per_channel: bool = False  # the multiplier is per output channel (a ``Mult`` parameter), not ``multiplier``
 
     def __post_init__(self) -> None:
         if not IMM_MIN <= self.multiplier <= IMM_MAX:
@@ -219,14 +220,18 @@ class Epilogue:
         """(floor pre-shift, rounding shift)."""
         return (self.shift - 15, 15) if self.shift > 15 else (0, self.shift)
 
-    def expr(self, x: Expr, bias: Expr | None, acc_dtype: str = "int32") -> Expr:
+    def expr(self, x: Expr, bias: Expr | None, acc_dtype: str = "int32", mult: Expr | None = None) -> Expr:
         """The epilogue applied to accumulator value ``x``; ``bias`` is its channel's
         *folded* bias (`fold_bias`), which carries the multiplier (and, for shifts up to 15,
         the rounding constant), so the accelerator runs one operation fewer:
         ``(x·m + (b·m + 2^(s-1))) >> s`` equals ``((x + b)·m + 2^(s-1)) >> s`` in 32-bit
         wrapping arithmetic."""
         pre, rnd = self._steps
-        if self.multiplier != 1:
+        if self.per_channel:
+            if mult is None:
+                raise ValueError("epilogue: a per-channel multiplier needs the multiplier value")
+            x = Cast(acc_dtype, x * mult)
+        elif self.multiplier != 1:
             x = Cast(acc_dtype, x * self.multiplier)
         if self.bias:
             if bias is None:
@@ -249,15 +254,18 @@ class Epilogue:
             x = min_(x, hi)
         return Cast(self.out_dtype, x)
 
-    def fold_bias(self, bias: np.ndarray) -> np.ndarray:
-        """The int32 values the kernel's ``Bias`` parameter holds: ``b·m`` (plus the rounding
-        constant ``2^(shift-1)`` when the shift is one step), wrapped."""
+    def fold_bias(self, bias: np.ndarray, mult: np.ndarray | None = None) -> np.ndarray:
+        """The int32 values the kernel's ``Bias`` parameter holds: ``b·m`` (``mult``: the
+        per-channel multipliers) plus the rounding constant ``2^(shift-1)`` when the shift is
+        one step, wrapped."""
         pre, rnd = self._steps
-        v = bias.astype(np.int64) * self.multiplier + ((1 << (rnd - 1)) if rnd and not pre else 0)
+        m = mult.astype(np.int64) if self.per_channel and mult is not None else self.multiplier
+        v = bias.astype(np.int64) * m + ((1 << (rnd - 1)) if rnd and not pre else 0)
         return (((v + (1 << 31)) % (1 << 32)) - (1 << 31)).astype(np.int32)
 
-    def reference(self, acc: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-        """The same recipe in numpy on int64 values (``bias`` raw, broadcasting against ``acc``)."""
+    def reference(self, acc: np.ndarray, bias: np.ndarray | None = None, mult: np.ndarray | None = None) -> np.ndarray:
+        """The same recipe in numpy on int64 values (``bias`` raw and ``mult`` per channel, each
+        broadcasting against ``acc``)."""
         def wrap(v: np.ndarray) -> np.ndarray:
             return ((v + (1 << 31)) % (1 << 32)) - (1 << 31)
 
@@ -265,7 +273,9 @@ class Epilogue:
         x = acc.astype(np.int64)
         if self.bias:
             x = wrap(x + bias)
-        if self.multiplier != 1:
+        if self.per_channel:
+            x = wrap(x * mult)
+        elif self.multiplier != 1:
             x = wrap(x * self.multiplier)
         if pre:
             x = x >> pre
@@ -287,7 +297,8 @@ def with_epilogue(func: PrimFunc, epilogue: Epilogue, channel_dim: int = 1) -> P
     """``func`` (last parameter: its int32 output in a blocked layout ``(..., bn, bo)``)
     followed by ``epilogue``: the output becomes an intermediate ``Acc``; new parameters are
     ``Bias[C // bo, bn, bo]`` (when the epilogue has a bias: the values of
-    `Epilogue.fold_bias`, the same for each batch row) and the result ``Q``.
+    `Epilogue.fold_bias`, the same for each batch row), ``Mult`` of the same shape (per-channel
+    multipliers) and the result ``Q``.
     ``channel_dim`` is the output dimension that counts channel blocks."""
     out = func.params[-1]
     acc = Buffer("Acc", out.shape, out.dtype)
@@ -297,14 +308,16 @@ def with_epilogue(func: PrimFunc, epilogue: Epilogue, channel_dim: int = 1) -> P
     vs = tuple(iv.var for iv in ivs)
     params = list(func.params[:-1])
     reads = [acc[vs]]
-    bias_value = None
-    if epilogue.bias:
-        bias = Buffer("Bias", (out.shape[channel_dim], out.shape[-2], out.shape[-1]), out.dtype)
-        bias_value = bias[vs[channel_dim], vs[-2], vs[-1]]
-        params.append(bias)
-        reads.append(bias_value)
+    channel_vectors = {}
+    for name, wanted in (("Bias", epilogue.bias), ("Mult", epilogue.per_channel)):
+        if wanted:
+            vec = Buffer(name, (out.shape[channel_dim], out.shape[-2], out.shape[-1]), out.dtype)
+            channel_vectors[name] = vec[vs[channel_dim], vs[-2], vs[-1]]
+            params.append(vec)
+            reads.append(channel_vectors[name])
+    value = epilogue.expr(acc[vs], channel_vectors.get("Bias"), out.dtype, channel_vectors.get("Mult"))  # type: ignore[arg-type]
     blk = Block("epilogue", tuple(ivs), reads=tuple(reads), writes=(q[vs],),  # type: ignore[arg-type]
-                body=BufferStore(q, epilogue.expr(acc[vs], bias_value, out.dtype), vs))  # type: ignore[arg-type]
+                body=BufferStore(q, value, vs))  # type: ignore[arg-type]
     loops = [(Var(f"e{d}"), out.shape[d].value) for d in range(out.ndim)]  # type: ignore[attr-defined]
     stage = _nest(loops, BlockRealize(tuple(v for v, _ in loops), IntImm(1), blk))
     return dataclasses.replace(func, params=(*params, q), body=seq(body, stage), allocs=(*func.allocs, acc))
