@@ -142,3 +142,30 @@ def test_errors() -> None:
     accel = dense_schedule(Dense(4, 4, 4), cfg, DenseTiling(1, 1, 1)).func
     with pytest.raises(CodegenError, match="intrinsic gemm_1x4x4 runs on the accelerator, not the CPU"):
         compile_cpu(accel)
+
+
+def test_register_tile_in_a_local_buffer() -> None:
+    """A tiled matmul accumulating into a "local" tile: the tile is compacted to 4x32 on the
+    stack, the vectorized loop really vectorizes, and the result is right."""
+    from vta.compiler.tir import nn
+    from vta.compiler.tir.compact import compact
+
+    sch = Schedule(nn.matmul((64, 48), (48, 96), "float32"))
+    i, j, k = sch.get_loops(sch.get_block("Y"))
+    i0, i1 = sch.split(i, [None, 4])
+    j0, j1 = sch.split(j, [None, 32])
+    sch.reorder(i0, j0, k, i1, j1)
+    c = sch.cache_write("Y", 0, "local")
+    sch.reverse_compute_at(c, j0)
+    sch.decompose_reduction("Y", k)
+    sch.unroll(i1)
+    sch.vectorize(j1)
+    small = compact(sch.func)
+    assert [tuple(d.value for d in b.shape) for b in small.allocs] == [(4, 32)]  # type: ignore[attr-defined]
+    kern = compile_cpu(sch.func)
+    assert "x float>" in kern.optimized_ir and not kern.sig.allocs  # vector code; the tile is not a parameter
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((64, 48)).astype(np.float32), rng.standard_normal((48, 96)).astype(np.float32)
+    y = np.zeros((64, 96), np.float32)
+    kern(a, b, y)
+    np.testing.assert_allclose(y, a @ b, rtol=1e-5, atol=1e-4)

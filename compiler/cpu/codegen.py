@@ -19,6 +19,7 @@ loop only.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from llvmlite import ir
@@ -99,8 +100,12 @@ class _Gen:
     def __init__(self, func: PrimFunc) -> None:
         self.func = func
         self.module = ir.Module(name=func.name)
-        self.buffers = list(func.params) + list(func.allocs)
-        for b in self.buffers:
+        # "local" buffers live on the stack of each stage (small, register-promotable tiles);
+        # the others are pointer parameters
+        self.buffers = list(func.params) + [b for b in func.allocs if b.scope != "local"]
+        self.locals = [b for b in func.allocs if b.scope == "local"]
+        self.vector_loops: list[ir.MDValue] = []
+        for b in (*self.buffers, *self.locals):
             if not all(isinstance(d, IntImm) for d in b.shape):
                 raise CodegenError(f"buffer {b.name}: shape {tuple(map(str, b.shape))} is not constant")
     def _begin(self, name: str, stage: Stmt) -> None:
@@ -112,6 +117,11 @@ class _Gen:
         self.fn.args[-2].name, self.fn.args[-1].name = "begin", "end"
         self.ptr = dict(zip(self.buffers, self.fn.args))
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        for buf in self.locals:
+            n = 1
+            for d in buf.shape:
+                n *= d.value  # type: ignore[attr-defined]
+            self.ptr[buf] = self.b.alloca(_mem_type(buf.dtype), size=n, name=buf.name)
         self.outer = stage if isinstance(stage, For) and stage.kind == "parallel" else None
 
     # ---- statements -------------------------------------------------------------------
@@ -168,7 +178,11 @@ class _Gen:
         self.stmt(s.body, cx)
         nxt = b.add(i, ir.Constant(I64, 1))
         i.add_incoming(nxt, b.block)
-        b.branch(head)
+        latch = b.branch(head)
+        if s.kind == "vectorized":  # ask LLVM to vectorize this loop (and not unroll it away first)
+            marker = self.module.add_metadata([ir.MetaDataString(self.module, f"vta.vectorize.{len(self.vector_loops)}")])
+            latch.set_metadata("llvm.loop", marker)
+            self.vector_loops.append(marker)
         b.position_at_end(done)
         cx.env.pop(s.var, None)
 
@@ -392,10 +406,24 @@ def stage_info(func: PrimFunc) -> list[tuple[str, int | None]]:
     return out
 
 
-def generate(func: PrimFunc) -> ir.Module:
-    """LLVM IR (host-independent) for ``func``, one function per stage (`stage_info`);
-    `jit.compile_cpu` adds the target and compiles it."""
-    return _Gen(func).run()
+def generate(func: PrimFunc) -> str:
+    """LLVM IR text (host-independent) for ``func``, one function per stage (`stage_info`);
+    `jit.compile_cpu` adds the target and compiles it. A ``vectorized`` loop's back edge
+    carries loop metadata that enables LLVM's vectorizer on it (written into the text here:
+    a loop ID must refer to itself, which llvmlite's metadata builder cannot express)."""
+    gen = _Gen(func)
+    text = str(gen.run())
+    if not gen.vector_loops:
+        return text
+    ids = [int(x) for x in re.findall(r"^!(\d+) = ", text, flags=re.MULTILINE)]
+    enable = max(ids, default=0) + 1
+    lines = []
+    for line in text.splitlines():
+        m = re.match(r'^(!\d+) = !\{\s*!"vta\.vectorize\.\d+"\s*\}$', line)
+        lines.append(f"{m.group(1)} = distinct !{{{m.group(1)}, !{enable}, !{enable + 1}}}" if m else line)
+    lines.append(f'!{enable} = !{{!"llvm.loop.vectorize.enable", i1 true}}')
+    lines.append(f'!{enable + 1} = !{{!"llvm.loop.unroll.disable"}}')  # vectorize first; the full unroller would not
+    return "\n".join(lines) + "\n"
 
 
 __all__ = ["CodegenError", "generate", "llvm_type", "stage_info", "stages"]

@@ -87,7 +87,7 @@ class Signature:
         stored = {s.buffer for s in walk_stmt(func.body) if isinstance(s, BufferStore)}
         shape = lambda b: tuple(d.value for d in b.shape)  # type: ignore[attr-defined]
         return Signature(func.name, tuple((b.name, shape(b), b.dtype) for b in func.params),
-                         tuple((shape(b), b.dtype) for b in func.allocs),
+                         tuple((shape(b), b.dtype) for b in func.allocs if b.scope != "local"),
                          tuple(i for i, b in enumerate(func.params) if b in stored), tuple(stage_info(func)))
 
     def to_dict(self) -> dict[str, object]:
@@ -155,8 +155,11 @@ class CpuKernel:
 
 
 def compile_cpu(func: PrimFunc) -> CpuKernel:
-    """JIT-compile ``func`` for this machine."""
-    return load_cpu(str(generate(func)), Signature.of(func))
+    """JIT-compile ``func`` for this machine ("local" buffers compacted to their live tile first)."""
+    from vta.compiler.tir.compact import compact
+
+    func = compact(func)
+    return load_cpu(generate(func), Signature.of(func))
 
 
 def load_cpu(llvm_ir: str, sig: Signature) -> CpuKernel:
