@@ -49,7 +49,7 @@ def _pool() -> ThreadPoolExecutor:
     with _lock:
         pool = _state.get("pool")
         if pool is None:
-            pool = _state["pool"] = ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
+            pool = _state["pool"] = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1),
                                                        thread_name_prefix="vta-cpu")
         return pool  # type: ignore[return-value]
 
@@ -147,9 +147,10 @@ class CpuKernel:
             if workers == 1:
                 fn(*ptrs, 0, n or 0)
                 continue
-            bounds = np.linspace(0, n, workers + 1).astype(int)
-            futures = [_pool().submit(fn, *ptrs, int(lo), int(hi))
-                       for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+            bounds = [int(x) for x in np.linspace(0, n, workers + 1)]
+            chunks = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+            futures = [_pool().submit(fn, *ptrs, lo, hi) for lo, hi in chunks[1:]]
+            fn(*ptrs, *chunks[0])  # the calling thread takes a share too, instead of only waiting
             for f in futures:
                 f.result()
 
