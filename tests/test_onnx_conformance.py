@@ -17,7 +17,7 @@ XFAIL = Path(__file__).with_name("onnx_conformance_xfail.txt")
 
 def _suite() -> unittest.TestSuite:
     import onnx.backend.test
-    from vta.runtime.onnx_backend import VtaBackend
+    from vta.onnx_backend import VtaBackend
 
     bt = onnx.backend.test.BackendTest(VtaBackend, __name__)
     bt.include(r"^test_.*_cpu$")

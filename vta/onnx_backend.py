@@ -11,7 +11,7 @@ from onnx.backend.base import Backend, BackendRep
 from vta.compiler.graph import import_onnx
 from vta.compiler.graph.build import compile_module
 
-from .graph import run_graph
+from vta.runtime.graph import run_graph
 
 # inputs that are operands of the operator's definition (shapes, axes, bounds), not data:
 # the backend binds them as constants, as a model would hold them as initializers
