@@ -574,6 +574,16 @@ def expand(shape: Shape, dtype: str, out_shape: Shape) -> PrimFunc:
 _QRANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "int32": (-(1 << 31), (1 << 31) - 1)}
 
 
+def _per_axis(shape: Shape, scale_shape: Shape, axis: int) -> Callable[[Buffer, tuple[Var, ...]], Expr]:
+    """How a quantization parameter is read at an element: per tensor, or along ``axis``."""
+    ax = axis + len(shape) if axis < 0 else axis
+
+    def at(buf: Buffer, i: tuple[Var, ...]) -> Expr:
+        return buf[0] if scale_shape == (1,) else buf[i[ax]]  # type: ignore[return-value]
+
+    return at
+
+
 def quantize_linear(shape: Shape, scale_shape: Shape, out_dtype: str, axis: int = 1, in_dtype: str = "float32") -> PrimFunc:
     """ONNX QuantizeLinear: ``saturate(round_half_even(x / scale) + zero_point)``; scale and zero
     point are per tensor (shape ``(1,)``) or per ``axis``."""
@@ -582,10 +592,7 @@ def quantize_linear(shape: Shape, scale_shape: Shape, out_dtype: str, axis: int 
     x = fb.input("X", shape, in_dtype)
     s = fb.input("Scale", scale_shape, in_dtype)
     z = fb.input("Zero", scale_shape, out_dtype)
-    ax = axis + len(shape) if axis < 0 else axis
-
-    def at(buf: Buffer, i: tuple[Var, ...]) -> Expr:
-        return buf[0] if scale_shape == (1,) else buf[i[ax]]  # type: ignore[return-value]
+    at = _per_axis(shape, scale_shape, axis)
 
     def fn(*i: Var) -> Expr:
         q = call("round", FloorDiv(x[i], at(s, i)), dtype=in_dtype) + Cast(in_dtype, at(z, i))
@@ -601,10 +608,7 @@ def dequantize_linear(shape: Shape, scale_shape: Shape, in_dtype: str, axis: int
     x = fb.input("X", shape, in_dtype)
     s = fb.input("Scale", scale_shape, out_dtype)
     z = fb.input("Zero", scale_shape, in_dtype)
-    ax = axis + len(shape) if axis < 0 else axis
-
-    def at(buf: Buffer, i: tuple[Var, ...]) -> Expr:
-        return buf[0] if scale_shape == (1,) else buf[i[ax]]  # type: ignore[return-value]
+    at = _per_axis(shape, scale_shape, axis)
 
     def fn(*i: Var) -> Expr:
         wide = "int32" if in_dtype != "int32" else "int64"
