@@ -41,11 +41,14 @@ _CONFIG_HELP = "preset name (" + ", ".join(PRESETS) + "), canonical name, or JSO
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="vta")
 def main() -> None:
-    """VTA-style tensor accelerator: configs, assembly, simulation.
+    """VTA-style tensor accelerator: models, operators, configs, assembly, simulation.
 
     \b
     Examples:
-      vta run                         # the bundled GEMM on the functional simulator
+      vta run                         # the bundled digits CNN, int8 on the simulated accelerator
+      vta run model.onnx --input image=x.npy --target rtl
+      vta compile model.onnx -o model.vtapkg --config tiny
+      vta op conv2d --layer C5 --print trace
       vta config show --config tiny
       vta asm examples/gemm_relu.s -o gemm.vtaprog && vta run gemm.vtaprog
     """
