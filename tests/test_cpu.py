@@ -169,3 +169,17 @@ def test_register_tile_in_a_local_buffer() -> None:
     y = np.zeros((64, 96), np.float32)
     kern(a, b, y)
     np.testing.assert_allclose(y, a @ b, rtol=1e-5, atol=1e-4)
+
+
+def test_inline_exp_over_its_range() -> None:
+    x = np.concatenate([np.linspace(-87, 88, 4001), [0.0, -0.0, 1e-8, -1e-8, 89.0, -110.0, np.inf, -np.inf, np.nan]])
+    x = x.astype(np.float32)
+    c = np.zeros_like(x)
+    kern = compile_cpu(_elementwise("e", x.size, "float32", "float32", lambda v: call("exp", v)))
+    assert "x float>" in kern.optimized_ir  # no library call left: the loop vectorized
+    kern(x, c)
+    with np.errstate(over="ignore"):
+        ref = np.exp(x)
+    finite = np.isfinite(ref) & (ref > 1e-37)
+    np.testing.assert_allclose(c[finite], ref[finite], rtol=3e-7)
+    assert c[-5] == np.inf and c[-4] == 0 and c[-3] == np.inf and c[-2] == 0 and np.isnan(c[-1])
