@@ -110,3 +110,18 @@ def test_memory_plan_reuses_bytes_without_overlapping_live_values() -> None:
     planned, _ = run_graph(exe, {"input": x})
     fresh, _ = run_graph(exe, {"input": x}, keep=True)  # keep: every value in its own array
     assert np.array_equal(planned["prob"], fresh["prob"])
+
+
+def test_softmax_before_opset_13_normalizes_the_trailing_dimensions() -> None:
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Softmax", ["x"], ["y"], axis=1)
+    g = helper.make_graph([node], "old", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)])
+    m.ir_version = 7
+    x = np.random.default_rng(6).standard_normal((2, 3, 4)).astype(np.float32)
+    ref = ort.InferenceSession(m.SerializeToString()).run(None, {"x": x})[0]
+    out, _ = run_graph(compile_module(import_onnx(m)), {"x": x})
+    np.testing.assert_allclose(out["y"], ref, rtol=1e-5, atol=1e-7)
+    assert np.allclose(out["y"].reshape(2, -1).sum(1), 1)  # over all of (3, 4), not along axis 1 alone

@@ -108,6 +108,7 @@ def import_onnx(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = N
         m = shape_inference.infer_shapes(m, strict_mode=True, data_prop=True)
     except Exception as e:
         raise GraphError(f"shape inference failed: {e}") from None
+    opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 21)
     values: dict[str, Value] = {}
     for t in m.graph.initializer:
         arr = numpy_helper.to_array(t)
@@ -137,12 +138,45 @@ def import_onnx(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = N
         node = Node(n.op_type, ins, outs, OPS[n.op_type].normalize(attrs, ins), name)
         for v in outs:
             v.producer = node
-        nodes.append(node)
+        if n.op_type in ("Softmax", "LogSoftmax") and opset < 13:
+            nodes.extend(_old_softmax(node))
+        else:
+            nodes.append(node)
     outputs = [values[vi.name] for vi in m.graph.output]
     g = Graph(_safe(m.graph.name or "main"), inputs, outputs, nodes)
     _uniquify(g)
     g.check()
     return Module({"main": g})
+
+
+def _old_softmax(node: Node) -> list[Node]:
+    """Softmax before opset 13 normalizes over every dimension from ``axis`` (default 1) on, the
+    input coerced to 2-D: as Reshape (a view), Softmax over the last axis, Reshape back."""
+    x, y = node.inputs[0], node.outputs[0]
+    axis = int(node.attrs.get("axis", 1))
+    if x is None or x.shape is None:
+        raise GraphError(f"node {node.name} ({node.op}, opset < 13): the input's shape is unknown")
+    nd = len(x.shape)
+    axis = axis + nd if axis < 0 else axis
+    if axis >= nd - 1:
+        node.attrs["axis"] = nd - 1
+        return [node]
+    if not all(isinstance(d, int) for d in x.shape):
+        raise GraphError(f"node {node.name} ({node.op}, opset < 13): normalizing over several dimensions needs "
+                         f"a static input shape, got {x.type_str()}; give the model's input shapes")
+    outer, inner = int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:]))
+    flat = Value(f"{node.name}_2d", x.dtype, (outer, inner))
+    soft = Value(f"{node.name}_soft", y.dtype or x.dtype, (outer, inner))
+    shape_c = Value(f"{node.name}_shape", "int64", (2,), const=np.array([outer, inner], np.int64))
+    back_c = Value(f"{node.name}_back", "int64", (nd,), const=np.array(x.shape, np.int64))
+    n1 = Node("Reshape", [x, shape_c], [flat], {}, f"{node.name}_flatten")
+    n2 = Node(node.op, [flat], [soft], {"axis": 1}, node.name)
+    n3 = Node("Reshape", [soft, back_c], [y], {}, f"{node.name}_unflatten")
+    for n in (n1, n2, n3):
+        for v in n.outputs:
+            v.producer = n
+    y.shape = y.shape or tuple(x.shape)
+    return [n1, n2, n3]
 
 
 def _np_dtype(arr: np.ndarray, name: str) -> str:
