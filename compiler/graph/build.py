@@ -82,8 +82,13 @@ def _compile_steps(mod: Module, config: Config | None, log: object | None, t0: f
     g = mod.main
     cache: dict[str, CpuKernel] = {}
     steps = []
+    used = {v.uid for m in g.nodes for v in m.inputs if v is not None} | {v.uid for v in g.outputs}
     for n in g.nodes:
         d = OPS[n.op]
+        extra = [v.name for v in n.outputs[1:] if v.uid in used]
+        if extra:  # e.g. MaxPool's indices, LayerNormalization's saved statistics
+            raise GraphError(f"node {n.name} ({n.op}): output(s) {', '.join(extra)} are not supported (only the "
+                             "first output is computed)")
         if n.op in ACCEL_OPS:
             from vta.compiler.accel.build import build
 

@@ -200,6 +200,8 @@ def _where(n: Node) -> Kernel:
 def _pad(n: Node) -> Kernel:
     if n.attrs.get("mode", "constant") != "constant":
         raise GraphError(f"node {n.name} (Pad): only constant padding is supported")
+    if n.input(3) is not None:
+        raise GraphError(f"node {n.name} (Pad): the axes input is not supported (pad every axis)")
     pads = _const(n, 1, "pads") if len(n.inputs) > 1 else np.array(n.attrs.get("pads"))
     value = _const(n, 2, "constant_value")
     return nn.pad(_shape(n.inputs[0], n, "input"), _dtype(n), [int(p) for p in pads.reshape(-1)],  # type: ignore[union-attr]
