@@ -51,3 +51,12 @@ def test_ci_runs_the_readme_test_line() -> None:
     line = readme[readme.index("# install and run the tests") + 1]
     assert "pytest" in line and "pip install" in line
     assert "# install and run the tests" in (root / ".ci" / "run").read_text()
+
+
+def test_compiler_doc_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    text = (DOC.parent / "compiler.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    exec(compile(code, "docs/compiler.md", "exec"), {})
+    assert 'with block("Y")' in capsys.readouterr().out
