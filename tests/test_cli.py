@@ -63,7 +63,7 @@ def test_run_default() -> None:
     code, text = vta("run", "--json")
     d = json.loads(text)
     assert code == 0 and d["int8_accuracy"] >= 0.9 and abs(d["int8_accuracy"] - d["float_accuracy"]) <= 0.05
-    assert d["accelerated_ops"] == 3 and d["cycles"] > 0 and d["dram_bytes"] > 0
+    assert d["accelerated_ops"] == 3 and d["cycles"] > 0 and d["dram_bytes"] > 0 and d["bit_exact"]
 
 
 def test_run_gemm_demo() -> None:

@@ -304,13 +304,16 @@ def _run_bundled(cfg: Config, target: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"workload": "digits_cnn", "config": cfg.name, "target": target, "images": r.images,
                                "float_accuracy": r.float_accuracy, "int8_accuracy": r.int8_accuracy,
-                               "agreement": r.agreement, "accelerated_ops": r.run.exe.accelerated, **totals,
+                               "agreement": r.agreement, "bit_exact": r.bit_exact,
+                               "accelerated_ops": r.run.exe.accelerated, **totals,
                                "ops": rep["ops"]}, indent=1))
         return
     out.print(f"[bold]bundled default[/]: digits CNN (8x8 handwritten digits from scikit-learn), "
               f"{r.images} held-out images, config {cfg.name} on {target}")
     out.print(f"accuracy: float on the host {r.float_accuracy:.1%}, int8 on the accelerator {r.int8_accuracy:.1%} "
               f"(predictions agree on {r.agreement:.1%})")
+    status = "[green]bit-exact[/]" if r.bit_exact else "[red]MISMATCH[/]"
+    out.print(f"accelerator results vs the numpy fixed-point reference: {status}")
     t = Table(title="accelerator operators")
     for col in ("node", "op", "cycles", "GEMM util", "DRAM bytes"):
         t.add_column(col, justify="left" if col in ("node", "op") else "right")
@@ -321,6 +324,8 @@ def _run_bundled(cfg: Config, target: str, as_json: bool) -> None:
     out.print(f"{r.run.exe.accelerated} operators on the accelerator: {totals['cycles']:,} cycles "
               f"({totals['cycles'] / cfg.clock_mhz / 1e3:.2f} ms at {cfg.clock_mhz:g} MHz), "
               f"{totals['macs']:,} MACs ({totals['macs'] / peak:.1%} of peak), {totals['dram_bytes']:,} DRAM bytes")
+    if not r.bit_exact:
+        sys.exit(1)
 
 
 def _run_default(device, target: str, as_json: bool, outdir: Path | None) -> None:  # type: ignore[no-untyped-def]

@@ -169,6 +169,7 @@ class DefaultRun:
     agreement: float
     run: ModelRun
     config: Config
+    bit_exact: bool  # the accelerator's int8 results equal the numpy fixed-point reference's
 
 
 def run_bundled(config: Config, target: str = "fsim") -> DefaultRun:
@@ -179,6 +180,7 @@ def run_bundled(config: Config, target: str = "fsim") -> DefaultRun:
     calib = [{"image": data["calibration"].astype(np.float32)}]
     flt = run_model(compile_model(model, feeds, None, []), feeds)
     q = run_model(compile_model(model, feeds, config, calib), feeds, target)
+    ref, _ = run_graph(q.exe, feeds, reference=True)
     pf, pq = flt.outputs["prob"].argmax(1), q.outputs["prob"].argmax(1)
     return DefaultRun(len(labels), float((pf == labels).mean()), float((pq == labels).mean()), float((pf == pq).mean()),
-                      q, config)
+                      q, config, bool(np.array_equal(ref["prob"], q.outputs["prob"])))
