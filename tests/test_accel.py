@@ -13,14 +13,7 @@ from hypothesis import strategies as st
 from vta.compiler.accel import LoweringError, lower
 from vta.compiler.accel.build import build
 from vta.compiler.accel.schedules import (
-    RESNET18,
-    Conv2d,
-    ConvTiling,
-    Dense,
-    DenseTiling,
-    conv2d_schedule,
-    conv_needs,
-    resnet18_layer,
+    RESNET18, Conv2d, ConvTiling, Dense, DenseTiling, conv2d_schedule, conv_needs, resnet18_layer,
 )
 from vta.compiler.tir.ops import Epilogue
 from vta.isa import PRESETS, Config, Opcode

@@ -9,18 +9,7 @@ import random
 import numpy as np
 import pytest
 from vta.compiler.tir import (
-    Block,
-    BlockRealize,
-    Buffer,
-    BufferStore,
-    For,
-    IntImm,
-    IterVar,
-    PrimFunc,
-    Var,
-    run,
-    seq,
-    structural_equal,
+    Block, BlockRealize, Buffer, BufferStore, For, IntImm, IterVar, PrimFunc, Var, run, seq, structural_equal,
 )
 from vta.compiler.tir.ops import dense
 from vta.compiler.tir.schedule import Schedule, ScheduleError

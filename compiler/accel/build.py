@@ -13,14 +13,7 @@ from vta.isa import Config
 
 from .lower import AccelKernel, lower
 from .schedules import (
-    Conv2d,
-    ConvTiling,
-    Dense,
-    DenseTiling,
-    conv2d_schedule,
-    default_conv_tiling,
-    default_dense_tiling,
-    dense_schedule,
+    Conv2d, ConvTiling, Dense, DenseTiling, conv2d_schedule, default_conv_tiling, default_dense_tiling, dense_schedule,
 )
 
 Workload = Conv2d | Dense

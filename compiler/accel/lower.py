@@ -34,33 +34,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from vta.compiler.tir.expr import (
-    Add,
-    Expr,
-    FloorDiv,
-    IntImm,
-    Max,
-    Min,
-    Mul,
-    Select,
-    Sub,
-    Var,
-    children,
-    free_vars,
-    substitute,
+    Add, Expr, FloorDiv, IntImm, Max, Min, Mul, Select, Sub, Var, children, free_vars, substitute,
 )
 from vta.compiler.tir.intrin import IntrinCall
 from vta.compiler.tir.simplify import Linear, linear_form, simplify
 from vta.compiler.tir.stmt import (
-    Block,
-    BlockRealize,
-    Buffer,
-    BufferLoad,
-    BufferStore,
-    Cast,
-    For,
-    PrimFunc,
-    SeqStmt,
-    Stmt,
+    Block, BlockRealize, Buffer, BufferLoad, BufferStore, Cast, For, PrimFunc, SeqStmt, Stmt,
 )
 from vta.compiler.tir.transform import walk_stmt
 from vta.isa import AluOp, Config, Insn, MemType, Opcode, Program, Segment

@@ -24,38 +24,12 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 from vta.compiler.tir.expr import (
-    Add,
-    And,
-    BinOp,
-    Cmp,
-    Expr,
-    FloorDiv,
-    FloorMod,
-    IntImm,
-    Max,
-    Min,
-    Mul,
-    Not,
-    Or,
-    Select,
-    Sub,
-    Var,
-    children,
+    Add, And, BinOp, Cmp, Expr, FloorDiv, FloorMod, IntImm, Max, Min, Mul, Not, Or, Select, Sub, Var, children,
 )
 from vta.compiler.tir.intrin import IntrinCall
 from vta.compiler.tir.scalar import FLOATS, Call, FloatImm, dtype_of
 from vta.compiler.tir.stmt import (
-    Block,
-    BlockRealize,
-    Buffer,
-    BufferLoad,
-    BufferStore,
-    Cast,
-    Evaluate,
-    For,
-    PrimFunc,
-    SeqStmt,
-    Stmt,
+    Block, BlockRealize, Buffer, BufferLoad, BufferStore, Cast, Evaluate, For, PrimFunc, SeqStmt, Stmt,
 )
 from vta.isa.errors import VTAError
 

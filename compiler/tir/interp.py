@@ -7,23 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .expr import (
-    Add,
-    And,
-    Cmp,
-    Expr,
-    FloorDiv,
-    FloorMod,
-    IntImm,
-    Max,
-    Min,
-    Mul,
-    Not,
-    Or,
-    Select,
-    Sub,
-    Var,
-    children,
-    evaluate,
+    Add, And, Cmp, Expr, FloorDiv, FloorMod, IntImm, Max, Min, Mul, Not, Or, Select, Sub, Var, children, evaluate,
 )
 from .intrin import IntrinCall
 from .scalar import MATH, Call, FloatImm
@@ -38,7 +22,7 @@ def numpy_dtype(dtype: str) -> type:
     return _NP[dtype]
 
 
-def _cast(dtype: str, v: float) -> float | int:
+def _cast(dtype: str, v: float | int) -> float | int:
     if dtype.startswith("float"):
         return float(np.array(v).astype(_NP[dtype]))
     if dtype == "bool":

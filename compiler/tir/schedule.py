@@ -26,20 +26,8 @@ from .intrin import IntrinCall, TensorIntrin
 from .region import touched_region
 from .simplify import simplify
 from .stmt import (
-    SCOPES,
-    Block,
-    BlockRealize,
-    Buffer,
-    BufferLoad,
-    BufferRegion,
-    BufferStore,
-    For,
-    IterVar,
-    PrimFunc,
-    Range,
-    SeqStmt,
-    Stmt,
-    seq,
+    SCOPES, Block, BlockRealize, Buffer, BufferLoad, BufferRegion, BufferStore, For, IterVar, PrimFunc, Range, SeqStmt,
+    Stmt, seq,
 )
 from .transform import replace_stmt, stmt_children, substitute_stmt, walk_stmt
 

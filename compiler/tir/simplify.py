@@ -14,27 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .expr import (
-    Add,
-    And,
-    BinOp,
-    Cmp,
-    Expr,
-    ExprLike,
-    FloorDiv,
-    FloorMod,
-    IntImm,
-    Max,
-    Min,
-    Mul,
-    Not,
-    Or,
-    Select,
-    Sub,
-    Var,
-    as_expr,
-    children,
-    evaluate,
-    rebuild,
+    Add, And, BinOp, Cmp, Expr, ExprLike, FloorDiv, FloorMod, IntImm, Max, Min, Mul, Not, Or, Select, Sub, Var,
+    as_expr, children, evaluate, rebuild,
 )
 
 Ranges = dict[Var, tuple[int, int]]  # variable -> (min, max), inclusive
