@@ -16,12 +16,11 @@ runs in float on the host with ONNX semantics.
 from __future__ import annotations
 
 import numpy as np
-from vta.compiler.accel.reference import pack
 from vta.compiler.accel.schedules import Conv2d, Dense
 from vta.isa import Config
 
 from .ir import Graph, Module, Node, Value
-from .quantize import _roundup, fixed_point
+from .quantize import _roundup, accel_attrs, accel_nodes, conv_fits, fixed_point
 
 
 def _scalar(v: Value | None) -> float | int | None:
@@ -124,9 +123,7 @@ class _QdqRewriter:
             if wq.ndim != 4 or xq is None or xq.shape is None or len(xq.shape) != 4:
                 return False
             kh, kw = wq.shape[2:]
-            strides, pads = a.get("strides", [1, 1]), a.get("pads", [0, 0, 0, 0])
-            if a.get("group", 1) != 1 or kh != kw or len(set(strides)) != 1 or len(set(pads)) != 1 or \
-                    any(d != 1 for d in a.get("dilations", [1, 1])) or a.get("auto_pad", "NOTSET") != "NOTSET":
+            if not conv_fits(a, (kh, kw)):
                 return False
             o = wq.shape[0]
             nb, c, h, wd = xq.static_shape()
@@ -152,63 +149,33 @@ class _QdqRewriter:
             m, s = fixed_point(float(scales[0]), bound)
             ep = Epilogue(bias=True, multiplier=m, shift=s, zero_point=zy, relu=relu)
         npad, cp, op = _roundup(nb, cfg.batch), _roundup(c, cfg.block_in), _roundup(o, cfg.block_out)
-        wfull = np.zeros((op, cp, *wq.shape[2:]), np.int8)
-        wfull[:o, :c] = wq
-        bias_full = np.zeros(op, np.int64)
-        bias_full[:o] = bias_int
+        if n.op == "Conv":
+            wl: Conv2d | Dense = Conv2d(npad, cp, h, wd, op, kh, a.get("strides", [1])[0], a.get("pads", [0])[0], 1,
+                                        pad_value=zx)
+            y_shape: tuple[int, ...] = (nb, o, *wl.out_hw)
+        else:
+            wl = Dense(npad, op, cp)
+            y_shape = (nb, o)
+        attrs = accel_attrs(cfg, wl, ep, wq, bias_int, mult if per_channel else None)
         scale_full = np.zeros(op)
         scale_full[:o] = scales
-        mult_full = np.zeros(op, np.int64)
-        if per_channel:
-            mult_full[:o] = mult
-        attrs = {"epilogue": ep, "weights": pack(wfull, cfg.block_out, cfg.block_in), "bias": bias_full,
-                 "onnx_scale": scale_full,  # the model's exact requantization scales, for comparisons
-                 "bias_packed": _per_channel(ep.fold_bias(bias_full, mult_full), cfg)}
-        if per_channel:
-            attrs["mult"] = mult_full
-            attrs["mult_packed"] = _per_channel(mult_full.astype(np.int32), cfg)
+        attrs["onnx_scale"] = scale_full  # the model's exact requantization scales, for comparisons
         base = n.name
         new: list[Node] = []
         src = xq
         if shift:
-            s8 = Value(f"{base}_x8", "int8", xq.shape)
-            new.append(Node("ShiftSign", [xq], [s8], {"to": "int8"}, f"{base}_to_int8"))
-            src = s8
-        if n.op == "Conv":
-            wl = Conv2d(npad, cp, h, wd, op, kh, strides[0], pads[0], 1, pad_value=zx)
-            oh, ow = wl.out_hw
-            packed_out = (npad // cfg.batch, op // cfg.block_out, oh, ow, cfg.batch, cfg.block_out)
-            y_shape: tuple[int, ...] = (nb, o, oh, ow)
-            accel = "AccelConv2d"
-        else:
-            wl = Dense(npad, op, cp)  # type: ignore[assignment]
-            packed_out = (npad // cfg.batch, op // cfg.block_out, cfg.batch, cfg.block_out)
-            y_shape = (nb, o)
-            accel = "AccelDense"
-        attrs["workload"] = wl
-        xp = Value(f"{base}_xp", "int8", (npad // cfg.batch, cp // cfg.block_in, *src.static_shape()[2:], cfg.batch,
-                                          cfg.block_in))
-        new.append(Node("Pack", [src], [xp], {"blocks": (cfg.batch, cfg.block_in), "padded": (npad, cp), "fill": zx},
-                        f"{base}_pack"))
-        yp = Value(f"{base}_yp", "int8", packed_out)
-        new.append(Node(accel, [xp], [yp], attrs, f"{base}_accel", "accel"))
+            src = Value(f"{base}_x8", "int8", xq.shape)
+            new.append(Node("ShiftSign", [xq], [src], {"to": "int8"}, f"{base}_to_int8"))
         yq = q.outputs[0]
+        y8 = Value(f"{base}_y8", "int8", y_shape) if shift else yq
+        new += accel_nodes(base, src, y8, cfg, attrs, zx)
         if shift:
-            y8 = Value(f"{base}_y8", "int8", y_shape)
-            new.append(Node("Unpack", [yp], [y8], {}, f"{base}_unpack"))
             new.append(Node("ShiftSign", [y8], [yq], {"to": "uint8"}, f"{base}_to_uint8"))
-        else:
-            new.append(Node("Unpack", [yp], [yq], {}, f"{base}_unpack"))
         for nd in new:
             for v in nd.outputs:
                 v.producer = nd
         self.replace[id(n)] = new
         return True
-
-
-def _per_channel(v: np.ndarray, cfg: Config) -> np.ndarray:
-    """A per-channel vector as accumulator elements (the same values in every batch row)."""
-    return np.repeat(v.reshape(-1, 1, cfg.block_out), cfg.batch, axis=1)
 
 
 def _vector(v: Value | None) -> np.ndarray | None:

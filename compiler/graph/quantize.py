@@ -21,7 +21,6 @@ on the host.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,8 +74,62 @@ def _roundup(n: int, b: int) -> int:
     return -(-n // b) * b
 
 
-def _value(g: Graph, name: str, dtype: str, shape: tuple[int, ...], const: np.ndarray | None = None) -> Value:
-    return Value(name, dtype, shape, const=const)
+def conv_fits(attrs: dict, kernel: tuple[int, ...]) -> bool:  # type: ignore[type-arg]
+    """Whether a Conv's attributes are ones the accelerator's conv2d takes: one group, a square
+    kernel, the same stride and padding on every side, no dilation, explicit padding."""
+    strides, pads = attrs.get("strides", [1, 1]), attrs.get("pads", [0, 0, 0, 0])
+    return attrs.get("group", 1) == 1 and len(set(kernel)) == 1 and len(set(strides)) == 1 and \
+        len(set(pads)) == 1 and all(d == 1 for d in attrs.get("dilations", [1, 1])) and \
+        attrs.get("auto_pad", "NOTSET") == "NOTSET"
+
+
+def per_channel(v: np.ndarray, cfg: Config) -> np.ndarray:
+    """A per-channel vector as accumulator elements (the same values in every batch row)."""
+    return np.repeat(v.reshape(-1, 1, cfg.block_out), cfg.batch, axis=1)
+
+
+def accel_attrs(cfg: Config, wl: Conv2d | Dense, ep: Epilogue, wq: np.ndarray, bias_int: np.ndarray,
+                mult: np.ndarray | None = None) -> dict[str, object]:
+    """An accelerator node's attributes: the weights (output channels first) padded to the
+    workload's blocks and packed, the int32 bias and the per-channel multipliers (when the
+    epilogue has them) padded and laid out as accumulator elements."""
+    from vta.compiler.accel.reference import pack
+
+    o, c = wq.shape[:2]
+    op, cp = (wl.out_ch, wl.in_ch) if isinstance(wl, Conv2d) else (wl.n, wl.k)
+    wfull = np.zeros((op, cp, *wq.shape[2:]), np.int8)
+    wfull[:o, :c] = wq
+    bias_full = np.zeros(op, np.int64)
+    bias_full[:o] = bias_int
+    mult_full = np.zeros(op, np.int64)
+    if mult is not None:
+        mult_full[:o] = mult
+    attrs: dict[str, object] = {"workload": wl, "epilogue": ep, "weights": pack(wfull, cfg.block_out, cfg.block_in),
+                                "bias": bias_full, "bias_packed": per_channel(ep.fold_bias(bias_full, mult_full), cfg)}
+    if ep.per_channel:
+        attrs["mult"] = mult_full
+        attrs["mult_packed"] = per_channel(mult_full.astype(np.int32), cfg)
+    return attrs
+
+
+def accel_nodes(base: str, src: Value, out: Value, cfg: Config, attrs: dict[str, object], fill: int) -> list[Node]:  # type: ignore[type-arg]
+    """``src`` (int8, unpacked) → Pack → the accelerator kernel of ``attrs`` → Unpack → ``out``."""
+    wl = attrs["workload"]
+    if isinstance(wl, Conv2d):
+        npad, cp, op = wl.batch, wl.in_ch, wl.out_ch
+        op_name, spatial = "AccelConv2d", wl.out_hw
+    else:
+        npad, cp, op = wl.m, wl.k, wl.n  # type: ignore[attr-defined]
+        op_name, spatial = "AccelDense", ()
+    bn, bi, bo = cfg.batch, cfg.block_in, cfg.block_out
+    xp = Value(f"{base}_xp", "int8", (npad // bn, cp // bi, *src.static_shape()[2:], bn, bi))
+    yp = Value(f"{base}_yp", "int8", (npad // bn, op // bo, *spatial, bn, bo))
+    nodes = [Node("Pack", [src], [xp], {"blocks": (bn, bi), "padded": (npad, cp), "fill": fill}, f"{base}_pack"),
+             Node(op_name, [xp], [yp], attrs, f"{base}_accel", "accel"),
+             Node("Unpack", [yp], [out], {}, f"{base}_unpack")]
+    for nd in nodes:
+        nd.outputs[0].producer = nd
+    return nodes
 
 
 def _scalar(name: str, v: float, dtype: str) -> Value:
@@ -124,22 +177,16 @@ class _Rewriter:
         out.producer = node
         self.out.append(node)
 
-    def _around(self, n: Node, relu: Node | None, x: Value, x_shape: tuple[int, ...], blocks: tuple[int, int],
-                padded: tuple[int, int], accel_op: str, attrs: dict, packed_out: tuple[int, ...],  # type: ignore[type-arg]
-                y_shape: tuple[int, ...], qx: QParams, qy: QParams) -> None:
+    def _around(self, n: Node, relu: Node | None, x: Value, attrs: dict, y_shape: tuple[int, ...],  # type: ignore[type-arg]
+                qx: QParams, qy: QParams) -> None:
         """Quantize, pack, run on the accelerator, unpack, dequantize; ``y`` keeps its name and consumers."""
         y = (relu or n).outputs[0]
         base = n.name
-        xq = Value(f"{base}_xq", "int8", x_shape)
+        xq = Value(f"{base}_xq", "int8", x.static_shape())
         self._emit("QuantizeLinear", [x, _scalar(f"{base}_sx", qx.scale, "float32"),
                                       _scalar(f"{base}_zx", qx.zero_point, "int8")], xq, {"axis": 1}, f"{base}_quant")
-        xp_shape = (padded[0] // blocks[0], padded[1] // blocks[1], *x_shape[2:], *blocks)
-        xp = Value(f"{base}_xp", "int8", xp_shape)
-        self._emit("Pack", [xq], xp, {"blocks": blocks, "padded": padded, "fill": qx.zero_point}, f"{base}_pack")
-        yp = Value(f"{base}_yp", "int8", packed_out)
-        self._emit(accel_op, [xp], yp, attrs, f"{base}_accel", "accel")
         yq = Value(f"{base}_yq", "int8", y_shape)
-        self._emit("Unpack", [yp], yq, {}, f"{base}_unpack")
+        self.out.extend(accel_nodes(base, xq, yq, self.cfg, attrs, qx.zero_point))
         self._emit("DequantizeLinear", [yq, _scalar(f"{base}_sy", qy.scale, "float32"),
                                         _scalar(f"{base}_zy", qy.zero_point, "int8")], y, {"axis": 1},
                    f"{base}_dequant")
@@ -160,9 +207,7 @@ class _Rewriter:
             return False
         a = n.attrs
         kh, kw = w.const.shape[2:]
-        strides, pads, dil = a.get("strides", [1, 1]), a.get("pads", [0, 0, 0, 0]), a.get("dilations", [1, 1])
-        if a.get("group", 1) != 1 or kh != kw or len(set(strides)) != 1 or len(set(pads)) != 1 or \
-                any(d != 1 for d in dil) or a.get("auto_pad", "NOTSET") != "NOTSET" or x.dtype != "float32":
+        if not conv_fits(a, (kh, kw)) or x.dtype != "float32":
             return False
         cfg = self.cfg
         nb, c, h, wd = x.static_shape()
@@ -172,21 +217,9 @@ class _Rewriter:
         wq, sw = quantize_weights(w.const)
         b = n.inputs[2].const if n.input(2) is not None and n.inputs[2].const is not None else np.zeros(o)  # type: ignore[union-attr]
         ep, bias_int = self._requant(qx, sw, qy, wq, b, relu is not None)
-        npad, cp, op = _roundup(nb, cfg.batch), _roundup(c, cfg.block_in), _roundup(o, cfg.block_out)
-        wl = Conv2d(npad, cp, h, wd, op, kh, strides[0], pads[0], 1, pad_value=qx.zero_point)
-        wfull = np.zeros((op, cp, kh, kw), np.int8)
-        wfull[:o, :c] = wq
-        bias_full = np.zeros(op, np.int64)
-        bias_full[:o] = bias_int
-        from vta.compiler.accel.reference import pack
-
-        attrs = {"workload": wl, "epilogue": ep, "weights": pack(wfull, cfg.block_out, cfg.block_in),
-                 "bias": bias_full, "bias_packed": np.repeat(ep.fold_bias(bias_full).reshape(op // cfg.block_out, 1,
-                                                                                             cfg.block_out),
-                                                             cfg.batch, axis=1)}
-        oh, ow = wl.out_hw
-        self._around(n, relu, x, (nb, c, h, wd), (cfg.batch, cfg.block_in), (npad, cp), "AccelConv2d", attrs,
-                     (npad // cfg.batch, op // cfg.block_out, oh, ow, cfg.batch, cfg.block_out), (nb, o, oh, ow), qx, qy)
+        wl = Conv2d(_roundup(nb, cfg.batch), _roundup(c, cfg.block_in), h, wd, _roundup(o, cfg.block_out), kh,
+                    a.get("strides", [1])[0], a.get("pads", [0])[0], 1, pad_value=qx.zero_point)
+        self._around(n, relu, x, accel_attrs(cfg, wl, ep, wq, bias_int), (nb, o, *wl.out_hw), qx, qy)
         return True
 
     def dense(self, n: Node, relu: Node | None) -> bool:
@@ -215,20 +248,8 @@ class _Rewriter:
         qy = self.qparams(y)
         wq, sw = quantize_weights(wmat)
         ep, bias_int = self._requant(qx, sw, qy, wq, bias, relu is not None)
-        mp, kp, np_ = _roundup(m, cfg.batch), _roundup(k, cfg.block_in), _roundup(nout, cfg.block_out)
-        wfull = np.zeros((np_, kp), np.int8)
-        wfull[:nout, :k] = wq
-        bias_full = np.zeros(np_, np.int64)
-        bias_full[:nout] = bias_int
-        from vta.compiler.accel.reference import pack
-
-        wl = Dense(mp, np_, kp)
-        attrs = {"workload": wl, "epilogue": ep, "weights": pack(wfull, cfg.block_out, cfg.block_in),
-                 "bias": bias_full, "bias_packed": np.repeat(ep.fold_bias(bias_full).reshape(np_ // cfg.block_out, 1,
-                                                                                             cfg.block_out),
-                                                             cfg.batch, axis=1), "x_zero_point": qx.zero_point}
-        self._around(n, relu, x, (m, k), (cfg.batch, cfg.block_in), (mp, kp), "AccelDense", attrs,
-                     (mp // cfg.batch, np_ // cfg.block_out, cfg.batch, cfg.block_out), (m, nout), qx, qy)
+        wl = Dense(_roundup(m, cfg.batch), _roundup(nout, cfg.block_out), _roundup(k, cfg.block_in))
+        self._around(n, relu, x, accel_attrs(cfg, wl, ep, wq, bias_int), (m, nout), qx, qy)
         return True
 
 
@@ -288,7 +309,3 @@ def calibration_ranges(values: dict[str, list[np.ndarray]]) -> dict[str, tuple[f
     """(min, max) of each value over the calibration runs."""
     return {k: (float(min(a.min() for a in v)), float(max(a.max() for a in v))) for k, v in values.items()
             if v and all(a.dtype.kind == "f" for a in v)}
-
-
-def numel(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)
