@@ -25,6 +25,7 @@ import json
 import time
 
 import numpy as np
+
 from vta.compiler.accel.build import build
 from vta.compiler.accel.reference import conv2d_nchw, operands
 from vta.compiler.accel.schedules import RESNET18, Conv2d, resnet18_layer

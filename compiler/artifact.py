@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from vta.compiler.accel.lower import AccelKernel, SegmentSpec
 from vta.compiler.accel.schedules import Conv2d, Dense
 from vta.compiler.cpu.jit import Signature, load_cpu

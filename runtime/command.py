@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
+from typing import Hashable, Iterator
 
 import numpy as np
+
 from vta.isa import AluOp, Insn, MemType, Module, Opcode, encode_insns, encode_uops
 from vta.isa.errors import VTAError
 from vta.sim.fsim import RunStats

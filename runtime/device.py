@@ -4,10 +4,11 @@ synchronize) over the simulators and, later, hardware."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
+
 from vta.isa import INSN_BYTES, Config, MemType
 from vta.isa.errors import VTAError
 from vta.sim.fsim import Fsim, RunStats, TimingParams

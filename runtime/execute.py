@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from vta.isa import INSN_BYTES, Program
 from vta.isa.errors import VTAError
 from vta.sim.fsim import RunStats

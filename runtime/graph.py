@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from vta.compiler.graph.build import Executable, Step
 from vta.compiler.graph.ir import GraphError, Value
 from vta.compiler.tir.interp import numpy_dtype

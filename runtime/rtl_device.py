@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from vta.isa import Config, Module
 from vta.isa.errors import VTAError
 from vta.sim.fsim import RunStats

@@ -4,6 +4,7 @@ numpy fixed-point reference, and a run of the compiled kernel on a device."""
 from __future__ import annotations
 
 import numpy as np
+
 from vta.compiler.accel.build import Built, build
 from vta.compiler.accel.reference import operands, unpack
 from vta.compiler.accel.schedules import Conv2d, Dense

@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from vta.compiler.tir.expr import (
     Add, Expr, FloorDiv, IntImm, Max, Min, Mul, Select, Sub, Var, children, free_vars, substitute,
 )
@@ -327,7 +328,7 @@ class _Lowering:
         return (f,)
 
     def _box(self, p: Placement, leaves: list) -> None:  # type: ignore[type-arg]
-        from vta.compiler.tir.region import touched_region
+        from vta.compiler.tir.region import touched_region, touches
 
         paths = [path for path, leaf in leaves if _buffers_of(leaf) & set(p.buffers)]
         if not paths:
@@ -351,7 +352,7 @@ class _Lowering:
             for b in p.buffers:
                 for write in (False, True):
                     r = touched_region(scope, b, write)[d]
-                    if isinstance(r.extent, IntImm) and not self._unused(scope, b, write):
+                    if isinstance(r.extent, IntImm) and touches(scope, b, write):
                         mins.append(simplify(r.min))
                         ends.append(simplify(r.min + r.extent))
             base = mins[0]
@@ -364,20 +365,6 @@ class _Lowering:
             lo.append(simplify(base + lo_off))
             ext.append(hi_off - lo_off)
         p.box = list(zip(lo, ext))
-
-    @staticmethod
-    def _unused(scope: Stmt, b: Buffer, write: bool) -> bool:
-        for s in walk_stmt(scope):
-            if isinstance(s, Block):
-                regs = s.writes if write else s.reads
-                if any(r.buffer is b for r in regs):
-                    return False
-            if isinstance(s, IntrinCall):
-                written = s.intrin.written()
-                for r, prm in zip(s.regions, s.intrin.desc.params):
-                    if r.buffer is b and (not write or prm in written):
-                        return False
-        return True
 
     def _new_instances(self, f: For | None, env: dict[Var, int]) -> None:
         for p in self.by_alloc.get(id(f), []):

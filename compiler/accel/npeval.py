@@ -4,6 +4,7 @@ computes for many loop positions at once."""
 from __future__ import annotations
 
 import numpy as np
+
 from vta.compiler.tir.expr import (
     Add, And, Cmp, Expr, FloorDiv, FloorMod, IntImm, Max, Min, Mul, Not, Or, Select, Sub, Var,
 )

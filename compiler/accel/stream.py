@@ -22,6 +22,7 @@ import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from vta.isa import Config, Insn, MemType, Module, Opcode
 
 Footprint = tuple[tuple[MemType, int, int, bool], ...]  # (buffer, first entry, end entry, writes)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from vta.isa.errors import VTAError
 
 Dim = int | str

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from vta.compiler.tir import nn
 from vta.compiler.tir.stmt import PrimFunc
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from vta.isa import Config
 
 from .ir import Graph, GraphError, Module, Node, Value

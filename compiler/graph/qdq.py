@@ -16,6 +16,7 @@ runs in float on the host with ONNX semantics.
 from __future__ import annotations
 
 import numpy as np
+
 from vta.compiler.accel.schedules import Conv2d, Dense
 from vta.isa import Config
 

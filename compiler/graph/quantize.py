@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from vta.compiler.accel.schedules import Conv2d, Dense
 from vta.compiler.tir.ops import Epilogue
 from vta.isa import Config

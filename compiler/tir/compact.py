@@ -9,11 +9,11 @@ import dataclasses
 
 from .expr import Expr, IntImm
 from .intrin import IntrinCall
-from .region import touched_region
+from .region import touched_region, touches
 from .schedule import _rename_buffer
 from .simplify import simplify
 from .stmt import Block, BlockRealize, Buffer, BufferRegion, For, PrimFunc, Range, SeqStmt, Stmt
-from .transform import replace_stmt, walk_stmt
+from .transform import replace_stmt
 
 
 def _paths(s: Stmt, buf: Buffer, path: tuple[For, ...] = ()) -> list[tuple[For, ...]]:
@@ -57,7 +57,7 @@ def _compact_one(func: PrimFunc, buf: Buffer) -> PrimFunc:
             r = touched_region(scope, buf, write)[d]
             if not isinstance(r.extent, IntImm):
                 return func
-            if _untouched(scope, buf, write):
+            if not touches(scope, buf, write):
                 continue
             a, b = simplify(r.min), simplify(r.min + r.extent)
             if lo is None:
@@ -84,19 +84,6 @@ def _compact_one(func: PrimFunc, buf: Buffer) -> PrimFunc:
 
     body = replace_stmt(func.body, fn)
     return dataclasses.replace(func, body=body, allocs=tuple(small if b is buf else b for b in func.allocs))
-
-
-def _untouched(scope: Stmt, buf: Buffer, write: bool) -> bool:
-    from .stmt import BufferStore
-
-    for s in walk_stmt(scope):
-        if isinstance(s, Block):
-            regs = s.writes if write else s.reads
-            if any(r.buffer is buf for r in regs):
-                return False
-        if write and isinstance(s, BufferStore) and s.buffer is buf:
-            return False
-    return True
 
 
 def _rebase_block(blk: Block, buf: Buffer, rebase) -> Block:  # type: ignore[no-untyped-def]

@@ -109,3 +109,20 @@ def touched_region(scope: Stmt, buffer: Buffer, write: bool) -> tuple[Range, ...
         else:
             out.append(Range(lo[d], IntImm(ext[d])))  # type: ignore[arg-type]
     return tuple(out)
+
+
+def touches(scope: Stmt, buffer: Buffer, write: bool) -> bool:
+    """Whether a block or intrinsic call inside ``scope`` reads (or writes) ``buffer`` (when
+    nothing does, `touched_region` has nothing to bound and gives the whole buffer)."""
+    from .intrin import IntrinCall
+
+    for s in walk_stmt(scope):
+        if isinstance(s, Block) and any(r.buffer is buffer for r in (s.writes if write else s.reads)):
+            return True
+        if write and isinstance(s, BufferStore) and s.buffer is buffer:
+            return True
+        if isinstance(s, IntrinCall):
+            written = s.intrin.written()
+            if any(r.buffer is buffer and (not write or p in written) for r, p in zip(s.regions, s.intrin.desc.params)):
+                return True
+    return False
