@@ -47,31 +47,26 @@ def model_inputs(model: object) -> list[tuple[str, str, list[int | str]]]:
     return out
 
 
+def _random(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Stand-in data: normal floats, small non-negative integers, true booleans."""
+    if dtype.startswith("float"):
+        return rng.standard_normal(shape).astype(numpy_dtype(dtype))
+    if dtype == "bool":
+        return np.ones(shape, bool)
+    return rng.integers(0, 8, shape).astype(numpy_dtype(dtype))
+
+
 def random_inputs(model: object, seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs for a model given none: normal floats, small non-negative integers; symbolic dims are 1."""
+    """Inputs for a model given none (symbolic dimensions are 1)."""
     rng = np.random.default_rng(seed)
-    feeds = {}
-    for name, dtype, dims in model_inputs(model):
-        shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in dims)
-        if dtype.startswith("float"):
-            feeds[name] = rng.standard_normal(shape).astype(numpy_dtype(dtype))
-        elif dtype == "bool":
-            feeds[name] = np.ones(shape, bool)
-        else:
-            feeds[name] = rng.integers(0, 8, shape).astype(numpy_dtype(dtype))
-    return feeds
+    return {name: _random(rng, dtype, tuple(d if isinstance(d, int) and d > 0 else 1 for d in dims))
+            for name, dtype, dims in model_inputs(model)}
 
 
 def random_feeds(exe: Executable, seed: int = 0) -> dict[str, np.ndarray]:
     """Inputs matching a compiled model's input types."""
     rng = np.random.default_rng(seed)
-    out = {}
-    for v in exe.inputs:
-        dt = numpy_dtype(v.dtype)  # type: ignore[arg-type]
-        shape = v.static_shape()
-        out[v.name] = rng.standard_normal(shape).astype(dt) if np.dtype(dt).kind == "f" else \
-            rng.integers(0, 8, shape).astype(dt)
-    return out
+    return {v.name: _random(rng, v.dtype, v.static_shape()) for v in exe.inputs}  # type: ignore[arg-type]
 
 
 def calibration_set(path: str | None, feeds: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:

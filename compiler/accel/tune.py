@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,13 +105,3 @@ def tune(wl: Workload, config: Config, epilogue: Epilogue | None = None, trials:
             progress(i + 1, len(cands), t, cycles)
     assert best is not None
     return best
-
-
-def tune_all(workloads: Iterable[Workload], config: Config, **kw: object) -> dict[str, tuple[Tiling, int, float]]:
-    """`tune` each workload; (tiling, cycles, seconds) by workload key."""
-    out = {}
-    for wl in workloads:
-        t0 = time.perf_counter()
-        t, c = tune(wl, config, **kw)  # type: ignore[arg-type]
-        out[wl.key()] = (t, c, time.perf_counter() - t0)
-    return out

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vta.compiler.cpu import CpuKernel, compile_cpu
+from vta.compiler.cpu.schedule import default_schedule
 from vta.compiler.tir.printer import func_str
 from vta.isa import Config
 
@@ -49,12 +50,6 @@ class Executable:
     @property
     def outputs(self) -> list[Value]:
         return self.graph.outputs
-
-
-def _schedule(func):  # type: ignore[no-untyped-def]
-    from vta.compiler.cpu.schedule import default_schedule
-
-    return default_schedule(func)
 
 
 Calibrate = Callable[[Executable], dict[str, tuple[float, float]]]
@@ -103,7 +98,7 @@ def _compile_steps(mod: Module, config: Config | None, log: object | None, t0: f
         if d.kernel is None:
             raise GraphError(f"node {n.name} ({n.op}) has no host kernel (its inputs are not constants)")
         func, args = kernel_of(n)
-        func = _schedule(func)
+        func = default_schedule(func)
         key = func_str(func)
         k = cache.get(key)
         if k is None:

@@ -112,11 +112,11 @@ def import_onnx(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = N
     values: dict[str, Value] = {}
     for t in m.graph.initializer:
         arr = numpy_helper.to_array(t)
-        values[t.name] = Value(_safe(t.name), _np_dtype(arr, t.name), tuple(arr.shape), const=np.asarray(arr))
+        values[t.name] = Value(_name(t.name), _np_dtype(arr, t.name), tuple(arr.shape), const=np.asarray(arr))
     for vi in (*m.graph.value_info, *m.graph.output, *graph_inputs):
         if vi.name not in values:
             dtype, shape = _type_of(vi, f"value {vi.name}")
-            values[vi.name] = Value(_safe(vi.name), dtype, shape)
+            values[vi.name] = Value(_name(vi.name), dtype, shape)
     inputs = [values[vi.name] for vi in graph_inputs]
     nodes = []
     for i, n in enumerate(m.graph.node):
@@ -132,10 +132,10 @@ def import_onnx(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = N
                 raise GraphError(f"node {name} ({n.op_type}): input {x!r} is not produced by any node or initializer")
         outs = []
         for x in n.output:
-            v = values.get(x) or Value(_safe(x))
+            v = values.get(x) or Value(_name(x))
             values[x] = v
             outs.append(v)
-        node = Node(n.op_type, ins, outs, OPS[n.op_type].normalize(attrs, ins), name)
+        node = Node(n.op_type, ins, outs, attrs, name)
         for v in outs:
             v.producer = node
         if n.op_type in ("Softmax", "LogSoftmax") and opset < 13:
@@ -143,7 +143,7 @@ def import_onnx(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = N
         else:
             nodes.append(node)
     outputs = [values[vi.name] for vi in m.graph.output]
-    g = Graph(_safe(m.graph.name or "main"), inputs, outputs, nodes)
+    g = Graph(_name(m.graph.name or "main"), inputs, outputs, nodes)
     _uniquify(g)
     g.check()
     return Module({"main": g})
@@ -201,7 +201,7 @@ def _attr(a: Any) -> Any:
     return list(v) if isinstance(v, (list, tuple)) else v
 
 
-def _safe(name: str) -> str:
+def _name(name: str) -> str:
     """Names stay as the model has them (inputs are fed by them); an empty one gets a placeholder."""
     return name or "unnamed"
 

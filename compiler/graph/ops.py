@@ -9,10 +9,8 @@ Reshape's target shape or a Slice's bounds, are not parameters).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,11 +26,7 @@ Kernel = tuple[PrimFunc, list[int]]
 class OpDef:
     name: str
     kernel: Callable[[Node], Kernel] | None = None  # None: a view (or folded away)
-    defaults: dict[str, Any] = field(default_factory=dict)
     view: bool = False
-
-    def normalize(self, attrs: dict[str, Any], inputs: list[Value | None]) -> dict[str, Any]:
-        return {**self.defaults, **attrs}
 
 
 def _shape(v: Value | None, node: Node, what: str) -> tuple[int, ...]:
@@ -331,7 +325,3 @@ def kernel_of(node: Node) -> Kernel:
     if d is None or d.kernel is None:
         raise GraphError(f"node {node.name}: op {node.op} has no host kernel")
     return d.kernel(node)
-
-
-def numel(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)
