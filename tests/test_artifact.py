@@ -92,3 +92,17 @@ def test_cli_compile_then_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert json.loads(r.output)["accel_cycles"] > 0
     r = CliRunner().invoke(main, ["run", str(pkg), "--float"])
     assert r.exit_code == 2 and "compiled already" in r.output
+
+
+def test_cli_compile_shape_option(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    onnx.save(resnet_style(), str(tmp_path / "m.onnx"))
+    r = CliRunner().invoke(main, ["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.vtapkg"),
+                                  "--shape", "input=2,3,16,16", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["inputs"]["input"] == "float32[2, 3, 16, 16]"
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 16, 16), np.float32))
+    r = CliRunner().invoke(main, ["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "n.vtapkg"),
+                                  "--input", f"input={tmp_path / 'x.npy'}", "--shape", "input=2,3,16,16"])
+    assert r.exit_code == 2 and "given by --input already" in r.output

@@ -82,12 +82,13 @@ def compile_cmd(model: Path, output: Path, spec: str | None, float_only: bool, i
                 shapes: tuple[str, ...], calibration: str | None, dump_after: tuple[str, ...], as_json: bool) -> None:
     from vta.cli import err, out
     from vta.compiler import artifact
-    from vta.model import calibration_set, compile_model, parse_inputs, random_inputs
+    from vta.model import random_array, calibration_set, compile_model, parse_inputs, random_inputs
 
     if not model.exists():
         raise click.UsageError(f"{model}: no such file")
     cfg = None if float_only else resolve(spec)
-    feeds = parse_inputs(inputs) if inputs else random_inputs(str(model))
+    given = parse_inputs(inputs)
+    feeds = {**random_inputs(str(model)), **given}
     for spec_ in shapes:
         name, _, dims = spec_.partition("=")
         try:
@@ -96,8 +97,9 @@ def compile_cmd(model: Path, output: Path, spec: str | None, float_only: bool, i
             raise click.BadParameter(f"--shape {spec_!r}: write NAME=D0,D1,...") from None
         if name not in feeds:
             raise click.BadParameter(f"--shape {spec_!r}: the model has no input {name!r}")
-        feeds[name] = np.zeros(shape, feeds[name].dtype) if inputs else \
-            np.random.default_rng(0).standard_normal(shape).astype(feeds[name].dtype)
+        if name in given:
+            raise click.BadParameter(f"--shape {spec_!r}: {name} is given by --input already (its shape is the array's)")
+        feeds[name] = random_array(np.random.default_rng(0), str(feeds[name].dtype), shape)
     with err.status("compiling"):
         exe = compile_model(str(model), feeds, cfg, calibration_set(calibration, feeds), set(dump_after),
                             lambda text: click.echo(text, err=as_json))

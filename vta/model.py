@@ -47,7 +47,7 @@ def model_inputs(model: object) -> list[tuple[str, str, list[int | str]]]:
     return out
 
 
-def _random(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+def random_array(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     """Stand-in data: normal floats, small non-negative integers, true booleans."""
     if dtype.startswith("float"):
         return rng.standard_normal(shape).astype(numpy_dtype(dtype))
@@ -59,14 +59,14 @@ def _random(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) -> np.
 def random_inputs(model: object, seed: int = 0) -> dict[str, np.ndarray]:
     """Inputs for a model given none (symbolic dimensions are 1)."""
     rng = np.random.default_rng(seed)
-    return {name: _random(rng, dtype, tuple(d if isinstance(d, int) and d > 0 else 1 for d in dims))
+    return {name: random_array(rng, dtype, tuple(d if isinstance(d, int) and d > 0 else 1 for d in dims))
             for name, dtype, dims in model_inputs(model)}
 
 
 def random_feeds(exe: Executable, seed: int = 0) -> dict[str, np.ndarray]:
     """Inputs matching a compiled model's input types."""
     rng = np.random.default_rng(seed)
-    return {v.name: _random(rng, v.dtype, v.static_shape()) for v in exe.inputs}  # type: ignore[arg-type]
+    return {v.name: random_array(rng, v.dtype, v.static_shape()) for v in exe.inputs}  # type: ignore[arg-type]
 
 
 def calibration_set(path: str | None, feeds: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
