@@ -90,6 +90,8 @@ def test_cli_compile_then_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
     r = CliRunner().invoke(main, ["run", str(pkg), "--input", f"input={tmp_path / 'x.npy'}", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["accel_cycles"] > 0
+    r = CliRunner().invoke(main, ["run", str(pkg), "--json"])  # no --input: stand-in data of the compiled shapes
+    assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["run", str(pkg), "--float"])
     assert r.exit_code == 2 and "compiled already" in r.output
 

@@ -16,13 +16,7 @@ def run_model_cmd(path: Path, target: str, spec: str | None, as_json: bool, outd
                   trace: Path | None) -> None:
     from vta.cli import _save, err, out
     from vta.model import (
-        calibration_set,
-        compile_model,
-        parse_inputs,
-        random_inputs,
-        report_dict,
-        run_model,
-        write_trace,
+        calibration_set, compile_model, parse_inputs, random_feeds, random_inputs, report_dict, run_model, write_trace,
     )
 
     if not path.exists():
@@ -82,7 +76,7 @@ def compile_cmd(model: Path, output: Path, spec: str | None, float_only: bool, i
                 shapes: tuple[str, ...], calibration: str | None, dump_after: tuple[str, ...], as_json: bool) -> None:
     from vta.cli import err, out
     from vta.compiler import artifact
-    from vta.model import random_array, calibration_set, compile_model, parse_inputs, random_inputs
+    from vta.model import calibration_set, compile_model, parse_inputs, random_array, random_inputs
 
     if not model.exists():
         raise click.UsageError(f"{model}: no such file")
