@@ -65,17 +65,19 @@ def compile_module(mod: Module, config: Config | None = None, calibrate: Calibra
     t0 = time.perf_counter()
     ctx = PassContext(config, qdq=is_qdq(mod))
     mod = run_pipeline(mod, ctx, dump_after, out, stop_after=FLOAT_PASSES)
+    if config is not None and not ctx.qdq and calibrate is None:
+        raise GraphError("quantizing for the accelerator needs calibration inputs")
+    kernels: dict[str, CpuKernel] = {}  # shared: the float graph's host kernels mostly stay after quantization
     if config is not None and not ctx.qdq:
-        if calibrate is None:
-            raise GraphError("quantizing for the accelerator needs calibration inputs")
-        ctx.ranges = calibrate(_compile_steps(mod, None, None, 0.0))
+        ctx.ranges = calibrate(_compile_steps(mod, None, None, 0.0, kernels))
     mod = run_pipeline(mod, ctx, dump_after, out, start="quantize")
-    return _compile_steps(mod, config, log, t0, ctx.accelerated)
+    return _compile_steps(mod, config, log, t0, kernels, ctx.accelerated)
 
 
-def _compile_steps(mod: Module, config: Config | None, log: object | None, t0: float, accelerated: int = 0) -> Executable:
+def _compile_steps(mod: Module, config: Config | None, log: object | None, t0: float, cache: dict[str, CpuKernel],
+                   accelerated: int = 0) -> Executable:
+    """Steps for every node; host kernels come from (and go into) ``cache``, keyed by loop-IR text."""
     g = mod.main
-    cache: dict[str, CpuKernel] = {}
     steps = []
     used = {v.uid for m in g.nodes for v in m.inputs if v is not None} | {v.uid for v in g.outputs}
     for n in g.nodes:
@@ -104,4 +106,5 @@ def _compile_steps(mod: Module, config: Config | None, log: object | None, t0: f
         if k is None:
             k = cache[key] = compile_cpu(func)
         steps.append(Step(n, "kernel", k, [n.inputs[i] for i in args]))  # type: ignore[misc]
-    return Executable(g, steps, time.perf_counter() - t0 if t0 else 0.0, len(cache), config, accelerated)
+    host = len({id(st.kernel) for st in steps if st.kernel is not None})
+    return Executable(g, steps, time.perf_counter() - t0 if t0 else 0.0, host, config, accelerated)
