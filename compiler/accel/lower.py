@@ -328,43 +328,23 @@ class _Lowering:
         return (f,)
 
     def _box(self, p: Placement, leaves: list) -> None:  # type: ignore[type-arg]
-        from vta.compiler.tir.region import touched_region, touches
+        from vta.compiler.tir.region import RegionError, common_loops, hull
 
         paths = [path for path, leaf in leaves if _buffers_of(leaf) & set(p.buffers)]
         if not paths:
             raise LoweringError(f"buffer {p.buffers[0].name} is never used")
-        common: tuple[For, ...] = paths[0]
-        for path in paths[1:]:
-            n = 0
-            while n < min(len(common), len(path)) and common[n] is path[n]:
-                n += 1
-            common = common[:n]
+        common = common_loops(paths)
         # allocate at the innermost common loop that is a host loop (not inside a leaf's own chain)
         while common and _chain(common[-1])[1] is not None:
             common = common[:-1]
         p.alloc = common[-1] if common else None
         scope: Stmt = p.alloc.body if p.alloc is not None else self.func.body
         b0 = p.buffers[0]
-        lo: list[Expr] = []
-        ext: list[int] = []
-        for d in range(b0.ndim - 2):
-            mins, ends = [], []
-            for b in p.buffers:
-                for write in (False, True):
-                    r = touched_region(scope, b, write)[d]
-                    if isinstance(r.extent, IntImm) and touches(scope, b, write):
-                        mins.append(simplify(r.min))
-                        ends.append(simplify(r.min + r.extent))
-            base = mins[0]
-            diffs = [simplify(m - base) for m in mins] + [simplify(e - base) for e in ends]
-            if not all(isinstance(x, IntImm) for x in diffs):
-                raise LoweringError(f"buffer {b0.name}: the region its stages touch in dimension {d} does not have "
-                                    "a fixed size")
-            lo_off = min(x.value for x in diffs[: len(mins)])  # type: ignore[attr-defined]
-            hi_off = max(x.value for x in diffs[len(mins):])  # type: ignore[attr-defined]
-            lo.append(simplify(base + lo_off))
-            ext.append(hi_off - lo_off)
-        p.box = list(zip(lo, ext))
+        try:
+            p.box = hull(scope, p.buffers, b0.ndim - 2)
+        except RegionError as e:
+            raise LoweringError(f"buffer {b0.name}: the region its stages touch in dimension {e.dim} does not have "
+                                "a fixed size") from None
 
     def _new_instances(self, f: For | None, env: dict[Var, int]) -> None:
         for p in self.by_alloc.get(id(f), []):

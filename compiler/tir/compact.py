@@ -9,7 +9,7 @@ import dataclasses
 
 from .expr import Expr, IntImm
 from .intrin import IntrinCall
-from .region import touched_region, touches
+from .region import RegionError, common_loops, hull
 from .schedule import _rename_buffer
 from .simplify import simplify
 from .stmt import Block, BlockRealize, Buffer, BufferRegion, For, PrimFunc, Range, SeqStmt, Stmt
@@ -42,32 +42,14 @@ def _compact_one(func: PrimFunc, buf: Buffer) -> PrimFunc:
     paths = _paths(func.body, buf)
     if not paths:
         return func
-    common = paths[0]
-    for p in paths[1:]:
-        n = 0
-        while n < min(len(common), len(p)) and common[n] is p[n]:
-            n += 1
-        common = common[:n]
+    common = common_loops(paths)
     scope: Stmt = common[-1].body if common else func.body
-    mins: list[Expr] = []
-    exts: list[int] = []
-    for d in range(buf.ndim):
-        lo = hi = None
-        for write in (False, True):
-            r = touched_region(scope, buf, write)[d]
-            if not isinstance(r.extent, IntImm):
-                return func
-            if not touches(scope, buf, write):
-                continue
-            a, b = simplify(r.min), simplify(r.min + r.extent)
-            if lo is None:
-                lo, hi = a, b
-            elif simplify(a - lo) != IntImm(0) or simplify(b - hi) != IntImm(0):  # type: ignore[operator]
-                return func  # reads and writes of different extents: leave it whole
-        if lo is None:
-            return func
-        mins.append(lo)
-        exts.append(simplify(hi - lo).value)  # type: ignore[attr-defined,operator]
+    try:
+        box = hull(scope, [buf], buf.ndim)
+    except RegionError:
+        return func
+    mins = [m for m, _ in box]
+    exts = [e for _, e in box]
     if tuple(exts) == tuple(d.value for d in buf.shape if isinstance(d, IntImm)):  # type: ignore[attr-defined]
         return func
     small = Buffer(buf.name, tuple(exts), buf.dtype, buf.scope)

@@ -126,3 +126,48 @@ def touches(scope: Stmt, buffer: Buffer, write: bool) -> bool:
             if any(r.buffer is buffer and (not write or p in written) for r, p in zip(s.regions, s.intrin.desc.params)):
                 return True
     return False
+
+
+class RegionError(ValueError):
+    """Accesses whose hull has no fixed size in dimension ``dim``."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(f"dimension {dim}")
+        self.dim = dim
+
+
+def common_loops(paths: list[tuple[For, ...]]) -> tuple[For, ...]:
+    """The loops every one of ``paths`` (loop chains from the root) starts with."""
+    common = paths[0]
+    for path in paths[1:]:
+        n = 0
+        while n < min(len(common), len(path)) and common[n] is path[n]:
+            n += 1
+        common = common[:n]
+    return common
+
+
+def hull(scope: Stmt, buffers: list[Buffer], ndim: int) -> list[tuple[Expr, int]]:
+    """For each of the first ``ndim`` dimensions, the smallest range (its min as an
+    expression of the loops outside ``scope``, a constant extent) holding every read and write
+    of ``buffers`` inside ``scope``; `RegionError` names a dimension where the accesses are
+    not a fixed-size window."""
+    out: list[tuple[Expr, int]] = []
+    for d in range(ndim):
+        mins, ends = [], []
+        for b in buffers:
+            for write in (False, True):
+                r = touched_region(scope, b, write)[d]
+                if isinstance(r.extent, IntImm) and touches(scope, b, write):
+                    mins.append(simplify(r.min))
+                    ends.append(simplify(r.min + r.extent))
+        if not mins:
+            raise RegionError(d)
+        base = mins[0]
+        diffs = [simplify(m - base) for m in mins] + [simplify(e - base) for e in ends]
+        if not all(isinstance(x, IntImm) for x in diffs):
+            raise RegionError(d)
+        lo = min(x.value for x in diffs[: len(mins)])  # type: ignore[attr-defined]
+        hi = max(x.value for x in diffs[len(mins):])  # type: ignore[attr-defined]
+        out.append((simplify(base + lo), hi - lo))
+    return out
