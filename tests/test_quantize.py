@@ -85,3 +85,13 @@ def test_recipe_pieces() -> None:
     assert m < (1 << 11) and abs(m / 2 ** s - 0.0123) / 0.0123 < 1e-3
     m, s = fixed_point(0.37, 100)
     assert m <= 32767 and abs(m / 2 ** s - 0.37) < 1e-4
+
+
+def test_narrow_accumulators_are_refused() -> None:
+    import dataclasses
+
+    from vta.compiler.graph import GraphError
+
+    cfg = dataclasses.replace(PRESETS["tiny"], acc_width=16)
+    with pytest.raises(GraphError, match=r"int8 quantization needs 32-bit accumulators; config .* has 16-bit ones"):
+        _compile(resnet_style(), (1, 3, 16, 16), cfg)

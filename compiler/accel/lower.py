@@ -38,6 +38,7 @@ from vta.compiler.tir.expr import (
     Add, Expr, FloorDiv, IntImm, Max, Min, Mul, Select, Sub, Var, children, free_vars, substitute,
 )
 from vta.compiler.tir.intrin import IntrinCall
+from vta.compiler.tir.ops import IMM_MAX, IMM_MIN
 from vta.compiler.tir.simplify import Linear, linear_form, simplify
 from vta.compiler.tir.stmt import (
     Block, BlockRealize, Buffer, BufferLoad, BufferStore, Cast, For, PrimFunc, SeqStmt, Stmt,
@@ -778,8 +779,7 @@ _ALU_OF = {Min: AluOp.MIN, Max: AluOp.MAX, Add: AluOp.ADD, Mul: AluOp.MUL}
 
 
 def _imm(v: int, what: str) -> int:
-    lo, hi = -(1 << (IMM_BITS - 1)), (1 << (IMM_BITS - 1)) - 1
-    if not lo <= v <= hi:
+    if not IMM_MIN <= v <= IMM_MAX:
         raise LoweringError(f"{what}: constant {v} does not fit the ALU's {IMM_BITS}-bit immediate")
     return v
 

@@ -21,7 +21,7 @@ from vta.compiler.accel.schedules import Conv2d, Dense
 from vta.isa import Config
 
 from .ir import Graph, Module, Node, Value
-from .quantize import _roundup, accel_attrs, accel_nodes, conv_fits, fixed_point
+from .quantize import IMM_MAX, _roundup, check_accumulators, accel_attrs, accel_nodes, conv_fits, fixed_point
 
 
 def _scalar(v: Value | None) -> float | int | None:
@@ -201,7 +201,7 @@ def _weight_scales(dw: Node, n: Node) -> np.ndarray | None:
 
 def fixed_point_vector(scales: np.ndarray, acc_bound: int) -> tuple[np.ndarray, int]:
     """Per-channel multipliers with one shift: the largest shift whose multipliers all fit."""
-    m_max = min(32767, ((1 << 31) - 1) // max(1, acc_bound))
+    m_max = min(IMM_MAX, ((1 << 31) - 1) // max(1, acc_bound))
     top = float(scales.max())
     shift = 0
     for s in range(32):
@@ -213,4 +213,5 @@ def fixed_point_vector(scales: np.ndarray, acc_bound: int) -> tuple[np.ndarray, 
 
 def import_qdq(mod: Module, config: Config) -> int:
     """Rewrite the QDQ patterns of ``mod`` into accelerator kernels (in place); returns how many."""
+    check_accumulators(config)
     return _QdqRewriter(mod, config).run()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vta.compiler.accel.schedules import Conv2d, Dense
-from vta.compiler.tir.ops import Epilogue
+from vta.compiler.tir.ops import IMM_MAX, Epilogue
 from vta.isa import Config
 
 from .ir import Graph, GraphError, Module, Node, Value
@@ -60,7 +60,7 @@ def fixed_point(multiplier: float, acc_bound: int) -> tuple[int, int]:
     accumulator up to ``acc_bound`` stays within 32 bits and whose ``m`` fits 16 bits."""
     if multiplier <= 0:
         raise GraphError(f"requantization multiplier {multiplier} is not positive")
-    m_max = min(32767, ((1 << 31) - 1) // max(1, acc_bound))
+    m_max = min(IMM_MAX, ((1 << 31) - 1) // max(1, acc_bound))
     best = (max(1, round(multiplier)), 0)
     for shift in range(32):
         m = round(multiplier * (1 << shift))
@@ -254,8 +254,16 @@ class _Rewriter:
         return True
 
 
+def check_accumulators(config: Config) -> None:
+    """The recipe's requantization and its reference wrap at 32 bits: refuse narrower accumulators."""
+    if config.acc_width != 32:
+        raise GraphError(f"int8 quantization needs 32-bit accumulators; config {config.name} has "
+                         f"{config.acc_width}-bit ones")
+
+
 def quantize_ops(mod: Module, ranges: dict[str, tuple[float, float]], config: Config) -> int:
     """Rewrite the accelerator-eligible operators of ``mod`` (in place); returns how many."""
+    check_accumulators(config)
     r = _Rewriter(mod, ranges, config)
     r.run()
     return r.count

@@ -18,11 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vta.isa.spec import IMM_BITS
+
 from .expr import Expr, FloorDiv, IntImm, Var, and_, max_, min_, select
 from .simplify import simplify
 from .stmt import Block, BlockRealize, Buffer, BufferStore, Cast, For, IterVar, PrimFunc, Stmt, seq
 
-IMM_MIN, IMM_MAX = -(1 << 15), (1 << 15) - 1  # the ALU immediate is a signed 16-bit value
+IMM_MIN, IMM_MAX = -(1 << (IMM_BITS - 1)), (1 << (IMM_BITS - 1)) - 1  # the ALU's signed immediate
+ROUND_SHIFT = IMM_BITS - 1  # the longest shift whose rounding constant 2^(shift-1) fits the immediate
 
 
 def _nest(loops: list[tuple[Var, int]], body: Stmt) -> Stmt:
@@ -206,7 +209,8 @@ class Epilogue:
 
     def __post_init__(self) -> None:
         if not IMM_MIN <= self.multiplier <= IMM_MAX:
-            raise ValueError(f"epilogue: multiplier {self.multiplier} does not fit the ALU's signed 16-bit immediate")
+            raise ValueError(f"epilogue: multiplier {self.multiplier} does not fit the ALU's signed {IMM_BITS}-bit "
+                             "immediate")
         if not 0 <= self.shift <= 31:
             raise ValueError(f"epilogue: shift {self.shift} is outside 0..31")
         if self.out_dtype not in (*_RANGES, "int32"):
@@ -218,7 +222,7 @@ class Epilogue:
     @property
     def _steps(self) -> tuple[int, int]:
         """(floor pre-shift, rounding shift)."""
-        return (self.shift - 15, 15) if self.shift > 15 else (0, self.shift)
+        return (self.shift - ROUND_SHIFT, ROUND_SHIFT) if self.shift > ROUND_SHIFT else (0, self.shift)
 
     def expr(self, x: Expr, bias: Expr | None, acc_dtype: str = "int32", mult: Expr | None = None) -> Expr:
         """The epilogue applied to accumulator value ``x``; ``bias`` is its channel's
