@@ -563,7 +563,7 @@ class _Lowering:
 
     def _alu(self, loops: list[For], blk: Block, dst: Buffer, idx: tuple[Expr, ...], value: Expr,
              env: dict[Var, int]) -> None:
-        ops, leaf = _alu_chain(value, dst, blk.name)
+        ops, leaf = _alu_chain(value, dst, blk.name, self.config.acc_width)
         for ld in self._loads(value):
             if ld.buffer.scope != "acc" or tuple(map(str, ld.indices[-2:])) != tuple(map(str, idx[-2:])):
                 raise LoweringError(f"block {blk.name}: operand {ld} must be an acc entry at the same lanes as "
@@ -784,15 +784,17 @@ def _imm(v: int, what: str) -> int:
     return v
 
 
-def _alu_chain(value: Expr, dst: Buffer, what: str) -> tuple[list[tuple[AluOp, int | BufferLoad]], BufferLoad]:
-    """``value`` as a start load and the ALU operations applied to it in order."""
+def _alu_chain(value: Expr, dst: Buffer, what: str,
+               acc_bits: int) -> tuple[list[tuple[AluOp, int | BufferLoad]], BufferLoad]:
+    """``value`` as a start load and the ALU operations applied to it in order (casts to the
+    accumulator width, ``acc_bits``, are what every ALU step does anyway)."""
     if isinstance(value, Cast) and value.dtype == dst.dtype:  # the STORE narrows
         value = value.value
     ops: list[tuple[AluOp, int | BufferLoad]] = []
     e = value
     while not isinstance(e, BufferLoad):
         if isinstance(e, Cast):
-            if DTYPE_BITS.get(e.dtype) != 32:
+            if DTYPE_BITS.get(e.dtype) != acc_bits:
                 raise LoweringError(f"block {what}: a cast to {e.dtype} inside the computation; only the result "
                                     "may narrow")
             e = e.value
