@@ -32,7 +32,7 @@ from vta.compiler.tir.ops import Epilogue
 from vta.isa import Config, decode_insns, encode_insns
 
 FORMAT = "vta-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: host kernels are entered through an argument vector
 _RECORDS = {"Conv2d": Conv2d, "Dense": Dense, "Epilogue": Epilogue}
 
 

@@ -1,10 +1,12 @@
 """Loop IR to LLVM IR for the host CPU.
 
-A `PrimFunc` becomes one ``void @name_sK(ptr p0, ..., ptr pN, i64 begin, i64 end)`` per
-root statement (stage), called in order: one pointer per parameter and per intermediate
-buffer (row-major, dense, the buffer's dtype), and the range of the stage's outer loop
-this call runs (a ``parallel`` outer loop is split among threads by the caller; otherwise
-the range is unused).
+A `PrimFunc` becomes one internal ``void @name_sK(ptr p0, ..., ptr pN, i64 begin, i64 end)``
+per root statement (stage): one pointer per parameter and per intermediate buffer
+(row-major, dense, the buffer's dtype), and the range of the stage's outer loop this call
+runs (a ``parallel`` outer loop is split among threads by the caller; otherwise the range
+is unused). The caller calls entry points ``void @name(ptr argv, i64 begin, i64 end)``
+(``argv`` holds the pointers), one per group of consecutive serial stages and one per
+parallel stage, in order (`stage_info`): one foreign call runs a whole serial group.
 
 Semantics follow the reference interpreter (`tir.interp`): blocks bind their iterators,
 a predicate guards the block, an init part runs when every reduction iterator is 0;
@@ -19,6 +21,7 @@ loop only.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 
@@ -32,6 +35,8 @@ from vta.compiler.tir.stmt import (
     Block, BlockRealize, Buffer, BufferLoad, BufferStore, Cast, Evaluate, For, PrimFunc, SeqStmt, Stmt,
 )
 from vta.isa.errors import VTAError
+
+from .lanes import lane_chunks, vector_lanes
 
 I1, I8, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(64)
 PTR = ir.PointerType()
@@ -79,12 +84,18 @@ class _Gen:
         self.buffers = list(func.params) + [b for b in func.allocs if b.scope != "local"]
         self.locals = [b for b in func.allocs if b.scope == "local"]
         self.vector_loops: list[ir.MDValue] = []
+        self.ranges: dict[Var, tuple[int, int]] = {}  # the constant-extent loops around (to prove reads in bounds)
+        self.lanes = 0  # inside a loop emitted as vectors: its lane count
+        self.affine: dict[Var, tuple[ir.Value, int]] = {}  # there: index variables as (lane-0 value, step per lane)
+        self._accumulate: Expr | None = None
+        self._contract: tuple[Expr, ...] = ()
         for b in (*self.buffers, *self.locals):
             if not all(isinstance(d, IntImm) for d in b.shape):
                 raise CodegenError(f"buffer {b.name}: shape {tuple(map(str, b.shape))} is not constant")
     def _begin(self, name: str, stage: Stmt) -> None:
         fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(self.buffers) + [I64, I64])
         self.fn = ir.Function(self.module, fnty, name=name)
+        self.fn.linkage = "internal"
         for a, b in zip(self.fn.args, self.buffers):
             a.name = b.name
             a.add_attribute("noalias")
@@ -100,11 +111,26 @@ class _Gen:
 
     # ---- statements -------------------------------------------------------------------
     def run(self) -> ir.Module:
-        for (name, _), stage in zip(stage_info(self.func), stages(self.func)):
-            self._begin(name, stage)
+        fns = []
+        for k, stage in enumerate(stages(self.func)):
+            self._begin(f"{self.func.name}_s{k}", stage)
             self.stmt(stage, _Ctx())
             self.b.ret_void()
+            fns.append(self.fn)
+        for name, _, members in _groups(self.func):
+            self._entry(name, [fns[k] for k in members])
         return self.module
+
+    def _entry(self, name: str, fns: list[ir.Function]) -> None:
+        """``void @name(ptr argv, i64 begin, i64 end)``: the stages ``fns`` in order on the pointers in ``argv``."""
+        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR, I64, I64]), name=name)
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        argv, lo, hi = fn.args
+        ptrs = [b.load(b.gep(argv, [ir.Constant(I64, k)], source_etype=PTR), typ=PTR, name=buf.name)
+                for k, buf in enumerate(self.buffers)]
+        for f in fns:
+            b.call(f, [*ptrs, lo, hi])
+        b.ret_void()
 
     def stmt(self, s: Stmt, cx: _Ctx) -> None:
         if isinstance(s, SeqStmt):
@@ -130,12 +156,18 @@ class _Gen:
             lo, hi = self.fn.args[-2], self.fn.args[-1]
         else:
             lo, hi = ir.Constant(I64, 0), self.index(s.extent, cx)
+        if not self.lanes and s is not self.outer and vector_lanes(s, self.ranges):
+            self.vector_loop(s, cx)
+            return
+        if isinstance(s.extent, IntImm):
+            self.ranges[s.var] = (0, s.extent.value - 1)
         if s.kind == "unrolled" and isinstance(s.extent, IntImm) and s.extent.value <= _UNROLL_LIMIT \
                 and s is not self.outer:
             for i in range(s.extent.value):
                 cx.env[s.var] = ir.Constant(I64, i)
                 self.stmt(s.body, cx)
             cx.env.pop(s.var, None)
+            self.ranges.pop(s.var, None)
             return
         b = self.b
         pre = b.block
@@ -159,8 +191,31 @@ class _Gen:
             self.vector_loops.append(marker)
         b.position_at_end(done)
         cx.env.pop(s.var, None)
+        self.ranges.pop(s.var, None)
+
+    def vector_loop(self, s: For, cx: _Ctx) -> None:
+        """The loop's body on vectors of ``extent`` lanes (`lanes.vector_lanes` admitted it), in
+        power-of-two chunks (vectors LLVM splits into whole registers)."""
+        try:
+            for start, width in lane_chunks(s.extent.value):  # type: ignore[attr-defined]
+                self.lanes = width
+                self.affine = {s.var: (ir.Constant(I64, start), 1)}
+                self.stmt(s.body, cx)
+        finally:
+            self.lanes, self.affine = 0, {}
 
     def realize(self, s: BlockRealize, cx: _Ctx) -> None:
+        if self.lanes:  # iterators that step evenly across lanes are kept as (base, step)
+            for iv, v in zip(s.block.iter_vars, s.iter_values):
+                lin = self.lane_form(v, cx)
+                if lin is None:
+                    cx.env[iv.var] = self.index(v, cx)
+                    self.affine.pop(iv.var, None)
+                else:
+                    self.affine[iv.var] = lin
+            with self.b.if_then(self.value(s.predicate, cx, "bool")) if not _is_true(s.predicate) else _nothing():
+                self.block(s.block, cx)
+            return
         values = [self.index(v, cx) for v in s.iter_values]
         pred = s.predicate
         if isinstance(pred, IntImm) and pred.value == 1:
@@ -185,11 +240,132 @@ class _Gen:
         self.stmt(blk.body, cx)
 
     def store(self, s: BufferStore, cx: _Ctx) -> None:
+        # a float accumulation (``Y[i] = Y[i] + ...``) may be reassociated and contracted to
+        # fused multiply-adds: LLVM then vectorizes reductions and uses FMA; other float
+        # arithmetic keeps its exact operation order
+        self._accumulate = s.value if _is_float(s.buffer.dtype) and _is_accumulate(s) else None
+        self._contract = ()
         v = self.convert(self.value(s.value, cx, s.buffer.dtype), dtype_of(s.value) or s.buffer.dtype,
                          s.buffer.dtype)
         if s.buffer.dtype == "bool":
-            v = self.b.zext(v, I8)
+            v = self.b.zext(v, self.ty("int8", v))
+        if self.lanes:
+            self.vstore(s.buffer, s.indices, v, cx)
+            return
         self.b.store(v, self.address(s.buffer, s.indices, cx))
+
+    # ---- vectors (inside a loop emitted as vectors) -------------------------------------
+    def intrinsic(self, name: str, ty: ir.Type, nargs: int = 1) -> ir.Function:
+        """The overload of LLVM intrinsic ``name`` on ``ty`` (a float or a vector of floats)."""
+        elem = ty.element if isinstance(ty, ir.VectorType) else ty
+        suffix = {"float": "f32", "double": "f64"}[str(elem)]
+        full = f"{name}.v{ty.count}{suffix}" if isinstance(ty, ir.VectorType) else f"{name}.{suffix}"
+        fn = self.module.globals.get(full)
+        return fn if fn is not None else ir.Function(self.module, ir.FunctionType(ty, [ty] * nargs), name=full)
+
+    def ty(self, dtype: str, like: ir.Value) -> ir.Type:
+        """The LLVM type of ``dtype``, as a vector when ``like`` is one."""
+        t = llvm_type(dtype)
+        return ir.VectorType(t, like.type.count) if isinstance(like.type, ir.VectorType) else t
+
+    def splat(self, v: ir.Value) -> ir.Value:
+        """``v`` in every lane (a vector stays as it is)."""
+        if isinstance(v.type, ir.VectorType):
+            return v
+        vt = ir.VectorType(v.type, self.lanes)
+        one = self.b.insert_element(ir.Constant(vt, ir.Undefined), v, ir.Constant(ir.IntType(32), 0))
+        return self.b.shuffle_vector(one, ir.Constant(vt, ir.Undefined),
+                                     ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes))
+
+    def iota(self, step: int) -> ir.Value:
+        return ir.Constant(ir.VectorType(I64, self.lanes), [k * step for k in range(self.lanes)])
+
+    def match(self, *vs: ir.Value) -> tuple[ir.Value, ...]:
+        """The values as vectors when any of them is one (lane-invariant ones broadcast)."""
+        if not any(isinstance(v.type, ir.VectorType) for v in vs):
+            return vs
+        return tuple(self.splat(v) for v in vs)
+
+    def lane_form(self, e: Expr, cx: _Ctx) -> tuple[ir.Value, int] | None:
+        """An index expression as (its value in lane 0, its step per lane) when it steps
+        evenly; None when it does not (it is then computed as a vector)."""
+        b = self.b
+        if isinstance(e, IntImm):
+            return ir.Constant(I64, e.value), 0
+        if isinstance(e, Var) and e in self.affine:
+            return self.affine[e]
+        if isinstance(e, (Add, Sub)):
+            x, y = self.lane_form(e.a, cx), self.lane_form(e.b, cx)
+            if x is None or y is None:
+                return None
+            if isinstance(e, Add):
+                return b.add(x[0], y[0]), x[1] + y[1]
+            return b.sub(x[0], y[0]), x[1] - y[1]
+        if isinstance(e, Mul):
+            x, y = self.lane_form(e.a, cx), self.lane_form(e.b, cx)
+            if x is None or y is None:
+                return None
+            if isinstance(e.b, IntImm) or isinstance(e.a, IntImm):
+                k = e.b.value if isinstance(e.b, IntImm) else e.a.value  # type: ignore[attr-defined]
+                lin = x if isinstance(e.b, IntImm) else y
+                return b.mul(lin[0], ir.Constant(I64, k)), lin[1] * k
+            if x[1] == 0 and y[1] == 0:
+                return b.mul(x[0], y[0]), 0
+            return None
+        v = self.index(e, cx)
+        return (v, 0) if not isinstance(v.type, ir.VectorType) else None
+
+    def vaddress(self, buf: Buffer, indices: tuple[Expr, ...], cx: _Ctx) -> tuple[ir.Value, int | None]:
+        """(address of lane 0, element step per lane), or (a vector of element offsets, None)."""
+        if buf not in self.ptr:
+            raise CodegenError(f"buffer {buf.name} is neither a parameter nor an intermediate of {self.func.name}")
+        forms = [self.lane_form(i, cx) for i in indices]
+        strides, n = [], 1
+        for d in reversed(range(buf.ndim)):
+            strides.insert(0, n)
+            n *= buf.shape[d].value  # type: ignore[attr-defined]
+        et = _mem_type(buf.dtype)
+        if all(f is not None for f in forms):
+            off: ir.Value = ir.Constant(I64, 0)
+            step = 0
+            for (base, st), k in zip(forms, strides):  # type: ignore[misc]
+                off = self.b.add(off, self.b.mul(base, ir.Constant(I64, k)))
+                step += st * k
+            return self.b.gep(self.ptr[buf], [off], source_etype=et), step
+        offs: ir.Value = self.splat(ir.Constant(I64, 0))
+        for i, k in zip(indices, strides):
+            offs = self.b.add(offs, self.b.mul(self.splat(self.index(i, cx)), self.splat(ir.Constant(I64, k))))
+        return offs, None
+
+    def _lane_ptrs(self, buf: Buffer, at: ir.Value, step: int | None) -> list[ir.Value]:
+        et, b = _mem_type(buf.dtype), self.b
+        if step is None:
+            return [b.gep(self.ptr[buf], [b.extract_element(at, ir.Constant(I64, k))], source_etype=et)
+                    for k in range(self.lanes)]
+        return [b.gep(at, [ir.Constant(I64, k * step)], source_etype=et) for k in range(self.lanes)]
+
+    def vload(self, buf: Buffer, indices: tuple[Expr, ...], cx: _Ctx) -> ir.Value:
+        at, step = self.vaddress(buf, indices, cx)
+        et, b = _mem_type(buf.dtype), self.b
+        if step == 0:
+            return b.load(at, typ=et)
+        vt = ir.VectorType(et, self.lanes)
+        if step == 1:
+            return b.load(b.bitcast(at, vt.as_pointer()), typ=vt, align=max(1, _bits(buf.dtype) // 8))
+        out = ir.Constant(vt, ir.Undefined)
+        for k, p in enumerate(self._lane_ptrs(buf, at, step)):
+            out = b.insert_element(out, b.load(p, typ=et), ir.Constant(I64, k))
+        return out
+
+    def vstore(self, buf: Buffer, indices: tuple[Expr, ...], v: ir.Value, cx: _Ctx) -> None:
+        at, step = self.vaddress(buf, indices, cx)
+        b = self.b
+        v = self.splat(v)
+        if step == 1:
+            b.store(v, b.bitcast(at, v.type.as_pointer()), align=max(1, _bits(buf.dtype) // 8))
+            return
+        for k, p in enumerate(self._lane_ptrs(buf, at, step)):  # in lane order: the last lane's store wins
+            b.store(b.extract_element(v, ir.Constant(I64, k)), p)
 
     # ---- expressions ------------------------------------------------------------------
     def address(self, buf: Buffer, indices: tuple[Expr, ...], cx: _Ctx) -> ir.Value:
@@ -214,7 +390,7 @@ class _Gen:
         """``v`` of dtype ``src`` as ``dst`` (the interpreter's cast: ints wrap, floats round)."""
         if src == dst:
             return v
-        b, st, dt = self.b, llvm_type(src), llvm_type(dst)
+        b, st, dt = self.b, self.ty(src, v), self.ty(dst, v)
         if _is_float(src) and _is_float(dst):
             return b.fpext(v, dt) if _bits(dst) > _bits(src) else b.fptrunc(v, dt)
         if _is_float(src):
@@ -239,9 +415,15 @@ class _Gen:
         if isinstance(e, FloatImm):
             return ir.Constant(llvm_type(e.dtype), e.value)
         if isinstance(e, Var):
+            if e in self.affine:
+                base, step = self.affine[e]
+                return base if step == 0 else self.b.add(self.splat(base), self.iota(step))
             if e not in cx.env:
                 raise CodegenError(f"variable {e.name} has no value here")
             return cx.env[e]
+        if isinstance(e, BufferLoad) and self.lanes:
+            v = self.vload(e.buffer, e.indices, cx)
+            return b.trunc(v, self.ty("bool", v)) if e.buffer.dtype == "bool" else v
         if isinstance(e, BufferLoad):
             v = b.load(self.address(e.buffer, e.indices, cx), typ=_mem_type(e.buffer.dtype))
             return b.trunc(v, I1) if e.buffer.dtype == "bool" else v
@@ -253,26 +435,31 @@ class _Gen:
         if isinstance(e, Cmp):
             ot = _operand_type(e.a, e.b)
             x, y = self.value(e.a, cx, ot), self.value(e.b, cx, ot)
-            x, y = self.convert(x, dtype_of(e.a) or ot, ot), self.convert(y, dtype_of(e.b) or ot, ot)
+            x, y = self.match(self.convert(x, dtype_of(e.a) or ot, ot), self.convert(y, dtype_of(e.b) or ot, ot))
             if _is_float(ot):
                 return b.fcmp_ordered(e.op, x, y)
             return b.icmp_unsigned(e.op, x, y) if ot == "uint8" else b.icmp_signed(e.op, x, y)
         if isinstance(e, (And, Or)):
-            x, y = self.value(e.a, cx, "bool"), self.value(e.b, cx, "bool")
+            x, y = self.match(self.value(e.a, cx, "bool"), self.value(e.b, cx, "bool"))
             return b.and_(x, y) if isinstance(e, And) else b.or_(x, y)
         if isinstance(e, Not):
             return b.not_(self.value(e.a, cx, "bool"))
         if isinstance(e, Select):
             return self.select(e, cx, dt)
         if isinstance(e, BinOp):
+            if e is self._accumulate and isinstance(e.b, Mul):
+                self._contract = (e.b,)
             x = self.convert(self.value(e.a, cx, dt), dtype_of(e.a) or dt, dt)
             y = self.convert(self.value(e.b, cx, dt), dtype_of(e.b) or dt, dt)
-            return self.binop(e, x, y, dt)
+            return self.binop(e, *self.match(x, y), dt)
         raise CodegenError(f"cannot generate CPU code for {e!r}")
 
     def binop(self, e: BinOp, x: ir.Value, y: ir.Value, dt: str) -> ir.Value:
         b = self.b
         if _is_float(dt):
+            if isinstance(e, (Min, Max)) and e is self._accumulate:  # a form the loop vectorizer reduces
+                name = "llvm.minnum" if isinstance(e, Min) else "llvm.maxnum"
+                return b.call(self.intrinsic(name, x.type, 2), [x, y])
             if isinstance(e, (Min, Max)):
                 return b.select(b.fcmp_ordered("<" if isinstance(e, Min) else ">", x, y), x, y)
             if isinstance(e, FloorMod):  # the divisor's sign, as Python's %
@@ -282,7 +469,7 @@ class _Gen:
                                 b.icmp_signed("!=", b.fcmp_ordered("<", r, zero), b.fcmp_ordered("<", y, zero)))
                 return b.select(adjust, b.fadd(r, y), r)
             op = {Add: b.fadd, Sub: b.fsub, Mul: b.fmul, FloorDiv: b.fdiv}[type(e)]
-            return op(x, y)
+            return op(x, y, flags=_FAST if e is self._accumulate or e in self._contract else ())
         if isinstance(e, (Min, Max)):
             cmp = b.icmp_unsigned if dt == "uint8" else b.icmp_signed
             return b.select(cmp("<" if isinstance(e, Min) else ">", x, y), x, y)
@@ -302,10 +489,10 @@ class _Gen:
     def select(self, e: Select, cx: _Ctx, dt: str) -> ir.Value:
         b = self.b
         cond = self.value(e.cond, cx, "bool")
-        if not (_has_load(e.t) or _has_load(e.f)):
+        if not (_has_load(e.t) or _has_load(e.f)) or isinstance(cond.type, ir.VectorType):  # lanes: proved in bounds
             t = self.convert(self.value(e.t, cx, dt), dtype_of(e.t) or dt, dt)
             f = self.convert(self.value(e.f, cx, dt), dtype_of(e.f) or dt, dt)
-            return b.select(cond, t, f)
+            return b.select(*self.match(cond, t, f))
         with b.if_else(cond) as (then, other):  # only the branch taken reads memory
             with then:
                 t = self.convert(self.value(e.t, cx, dt), dtype_of(e.t) or dt, dt)
@@ -313,7 +500,15 @@ class _Gen:
             with other:
                 f = self.convert(self.value(e.f, cx, dt), dtype_of(e.f) or dt, dt)
                 f_block = b.block
-        phi = b.phi(llvm_type(dt))
+        if t.type != f.type:  # one branch lane-invariant: broadcast it where it was computed
+            with b.goto_block(t_block if not isinstance(t.type, ir.VectorType) else f_block):
+                if not isinstance(t.type, ir.VectorType):
+                    b.position_before(t_block.terminator)
+                    t = self.splat(t)
+                else:
+                    b.position_before(f_block.terminator)
+                    f = self.splat(f)
+        phi = b.phi(t.type)
         phi.add_incoming(t, t_block)
         phi.add_incoming(f, f_block)
         return phi
@@ -322,8 +517,9 @@ class _Gen:
         b = self.b
         if not _is_float(e.dtype):
             raise CodegenError(f"{e.op} computes in floating point, not {e.dtype}")
-        ty = llvm_type(e.dtype)
         args = [self.convert(self.value(a, cx, e.dtype), dtype_of(a) or e.dtype, e.dtype) for a in e.args]
+        args = list(self.match(*args))
+        ty = args[0].type if args else llvm_type(e.dtype)
         if e.op in ("exp", "sigmoid") and e.dtype == "float32":  # inline, so loops around it vectorize
             x = args[0] if e.op == "exp" else b.fneg(args[0])
             ex = self.exp_f32(x)
@@ -332,21 +528,28 @@ class _Gen:
                      "floor": "llvm.floor", "ceil": "llvm.ceil", "round": "llvm.roundeven", "sin": "llvm.sin",
                      "cos": "llvm.cos", "pow": "llvm.pow"}
         if e.op in intrinsic:
-            fn = self.module.declare_intrinsic(intrinsic[e.op], [ty])
+            fn = self.intrinsic(intrinsic[e.op], ty, 2 if e.op == "pow" else 1)
             return b.call(fn, args)
         if e.op == "fmod":
             return b.frem(args[0], args[1])
         if e.op == "sigmoid":
-            ex = b.call(self.module.declare_intrinsic("llvm.exp", [ty]), [b.fneg(args[0])])
+            ex = b.call(self.intrinsic("llvm.exp", ty), [b.fneg(args[0])])
             return b.fdiv(ir.Constant(ty, 1.0), b.fadd(ir.Constant(ty, 1.0), ex))
         if e.op == "rsqrt":
-            return b.fdiv(ir.Constant(ty, 1.0), b.call(self.module.declare_intrinsic("llvm.sqrt", [ty]), args))
+            return b.fdiv(ir.Constant(ty, 1.0), b.call(self.intrinsic("llvm.sqrt", ty), args))
         # tanh and erf come from the C math library
         name = {"float32": f"{e.op}f", "float64": e.op}.get(e.dtype)
         if name is None:
             raise CodegenError(f"{e.op} is not available in {e.dtype}")
-        fn = self.module.globals.get(name) or ir.Function(self.module, ir.FunctionType(ty, [ty]), name=name)
-        return b.call(fn, args)
+        sty = llvm_type(e.dtype)
+        fn = self.module.globals.get(name) or ir.Function(self.module, ir.FunctionType(sty, [sty]), name=name)
+        if not isinstance(ty, ir.VectorType):
+            return b.call(fn, args)
+        out = ir.Constant(ty, ir.Undefined)  # one call per lane
+        for k in range(ty.count):
+            out = b.insert_element(out, b.call(fn, [b.extract_element(args[0], ir.Constant(I64, k))]),
+                                   ir.Constant(I64, k))
+        return out
 
 
     def exp_f32(self, x: ir.Value) -> ir.Value:
@@ -354,11 +557,11 @@ class _Gen:
         two parts, a degree-7 polynomial, the exponent set through the bits): within 2 ulp of
         the C library, +inf above 88.72 and 0 below -103.97, and free of calls, so the loop
         vectorizer takes the loops around it."""
-        b, f32, i32 = self.b, ir.FloatType(), ir.IntType(32)
+        b, f32, i32 = self.b, x.type, self.ty("int32", x)
         c = lambda v: ir.Constant(f32, v)  # noqa: E731
         hi, lo = c(88.3762626647949), c(-87.3365478515625)
         xc = b.select(b.fcmp_ordered(">", x, hi), hi, b.select(b.fcmp_ordered("<", x, lo), lo, x))
-        n = b.call(self.module.declare_intrinsic("llvm.floor", [f32]), [b.fadd(b.fmul(xc, c(1.44269504088896341)), c(0.5))])
+        n = b.call(self.intrinsic("llvm.floor", f32), [b.fadd(b.fmul(xc, c(1.44269504088896341)), c(0.5))])
         r = b.fsub(b.fsub(xc, b.fmul(n, c(0.693359375))), b.fmul(n, c(-2.12194440e-4)))
         p = c(1.9875691500e-4)
         for k in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
@@ -369,6 +572,38 @@ class _Gen:
         y = b.select(b.fcmp_ordered(">", x, c(88.72283905206835)), c(float("inf")), y)
         y = b.select(b.fcmp_ordered("<", x, c(-103.97207708)), c(0.0), y)
         return b.select(b.fcmp_unordered("uno", x, x), x, y)  # NaN stays NaN
+
+
+_FAST = ("reassoc", "contract")
+
+
+def _is_accumulate(s: BufferStore) -> bool:
+    """Whether ``s`` is ``B[idx] = B[idx] + e`` (or max, min: the update of a reduction)."""
+    v = s.value
+    return isinstance(v, (Add, Max, Min)) and isinstance(v.a, BufferLoad) and v.a.buffer is s.buffer and \
+        all(_same(x, y) for x, y in zip(v.a.indices, s.indices))
+
+
+def _same(a: Expr, b: Expr) -> bool:
+    """Identical index expressions (the same variables, not merely equal up to renaming)."""
+    if a is b:
+        return True
+    if type(a) is not type(b) or isinstance(a, Var):
+        return False
+    if isinstance(a, IntImm):
+        return a.value == b.value  # type: ignore[attr-defined]
+    if isinstance(a, BinOp):
+        return _same(a.a, b.a) and _same(a.b, b.b)  # type: ignore[attr-defined]
+    return False
+
+
+def _is_true(e: Expr) -> bool:
+    return isinstance(e, IntImm) and e.value == 1
+
+
+@contextlib.contextmanager
+def _nothing():  # type: ignore[no-untyped-def]
+    yield
 
 
 def _bits(dtype: str) -> int:
@@ -394,16 +629,23 @@ def stages(func: PrimFunc) -> list[Stmt]:
     return list(func.body.stmts) if isinstance(func.body, SeqStmt) else [func.body]
 
 
-def stage_info(func: PrimFunc) -> list[tuple[str, int | None]]:
-    """(LLVM function name, extent of its ``parallel`` outer loop or None) per stage."""
-    out = []
-    sts = stages(func)
-    for k, st in enumerate(sts):
-        name = func.name if len(sts) == 1 else f"{func.name}_s{k}"
+def _groups(func: PrimFunc) -> list[tuple[str, int | None, list[int]]]:
+    """The entry points: (name, extent of the ``parallel`` outer loop or None, stage indices)."""
+    groups: list[tuple[int | None, list[int]]] = []
+    for k, st in enumerate(stages(func)):
         par = st.extent.value if isinstance(st, For) and st.kind == "parallel" and isinstance(st.extent, IntImm) \
             else None
-        out.append((name, par))
-    return out
+        if par is None and groups and groups[-1][0] is None:
+            groups[-1][1].append(k)
+        else:
+            groups.append((par, [k]))
+    name = lambda j: func.name if len(groups) == 1 else f"{func.name}_g{j}"  # noqa: E731
+    return [(name(j), par, ks) for j, (par, ks) in enumerate(groups)]
+
+
+def stage_info(func: PrimFunc) -> list[tuple[str, int | None]]:
+    """(entry point, extent of its ``parallel`` outer loop or None), in call order."""
+    return [(name, par) for name, par, _ in _groups(func)]
 
 
 def generate(func: PrimFunc) -> str:

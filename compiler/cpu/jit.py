@@ -45,6 +45,16 @@ def _machine() -> llvm.TargetMachine:
     return tm  # type: ignore[return-value]
 
 
+def host_vector_bits() -> int:
+    """The width of the host's vector registers: 512 with AVX-512, 256 with AVX, else 128."""
+    bits = _state.get("vector_bits")
+    if bits is None:
+        _machine()
+        feats = llvm.get_host_cpu_features()
+        bits = _state["vector_bits"] = 512 if feats.get("avx512f") else 256 if feats.get("avx") else 128
+    return bits  # type: ignore[return-value]
+
+
 def _pool() -> ThreadPoolExecutor:
     with _lock:
         pool = _state.get("pool")
@@ -77,7 +87,7 @@ class Signature:
     params: tuple[tuple[str, tuple[int, ...], str], ...]
     allocs: tuple[tuple[tuple[int, ...], str], ...]
     written: tuple[int, ...]
-    stages: tuple[tuple[str, int | None], ...] = ()  # (function, parallel extent) in call order
+    stages: tuple[tuple[str, int | None], ...] = ()  # (entry point, parallel extent) in call order
 
     @staticmethod
     def of(func: PrimFunc) -> Signature:
@@ -114,6 +124,10 @@ class CpuKernel:
     _fn: object = field(repr=False)
     _scratch: list[np.ndarray] = field(repr=False)
 
+    def __post_init__(self) -> None:
+        self._scratch_ptrs = [s.ctypes.data for s in self._scratch]
+        self._argv_type = ctypes.c_void_p * (len(self.sig.params) + len(self._scratch))
+
     @property
     def parallel_extent(self) -> int | None:
         """The first stage's parallel extent (None: it runs on one thread)."""
@@ -141,16 +155,16 @@ class CpuKernel:
                 if (i in written or j in written) and np.shares_memory(a, arrays[j]):
                     raise ValueError(f"{sig.name}: {params[i][0]} and {params[j][0]} share memory, and "
                                      "one of them is written")
-        ptrs += [s.ctypes.data for s in self._scratch]
+        argv = self._argv_type(*ptrs, *self._scratch_ptrs)
         for fn, (_, n) in zip(self._fn, sig.stages):  # type: ignore[call-overload]
             workers = 1 if n is None else max(1, min(threads or os.cpu_count() or 1, n))
             if workers == 1:
-                fn(*ptrs, 0, n or 0)
+                fn(argv, 0, n or 0)
                 continue
             bounds = [int(x) for x in np.linspace(0, n, workers + 1)]
             chunks = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
-            futures = [_pool().submit(fn, *ptrs, lo, hi) for lo, hi in chunks[1:]]
-            fn(*ptrs, *chunks[0])  # the calling thread takes a share too, instead of only waiting
+            futures = [_pool().submit(fn, argv, lo, hi) for lo, hi in chunks[1:]]
+            fn(argv, *chunks[0])  # the calling thread takes a share too, instead of only waiting
             for f in futures:
                 f.result()
 
@@ -168,8 +182,7 @@ def load_cpu(llvm_ir: str, sig: Signature) -> CpuKernel:
     mod = optimize(llvm_ir)
     engine = llvm.create_mcjit_compiler(mod, _new_machine())
     engine.finalize_object()
-    nbuf = len(sig.params) + len(sig.allocs)
-    proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * nbuf), ctypes.c_int64, ctypes.c_int64)
+    proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
     fns = []
     for name, _ in sig.stages:
         addr = engine.get_function_address(name)

@@ -6,10 +6,13 @@ large stage runs its outermost spatial loop in parallel."""
 
 from __future__ import annotations
 
-from vta.compiler.tir.expr import IntImm
+from vta.compiler.tir.expr import Expr, IntImm, Var, children, free_vars, substitute
 from vta.compiler.tir.schedule import Schedule, ScheduleError
-from vta.compiler.tir.stmt import Block, For, PrimFunc, SeqStmt
+from vta.compiler.tir.simplify import linear_form
+from vta.compiler.tir.stmt import Block, BlockRealize, BufferLoad, BufferStore, For, PrimFunc, SeqStmt
 from vta.compiler.tir.transform import walk_stmt
+
+from .lanes import lane_chunks
 
 
 def default_schedule(func: PrimFunc) -> PrimFunc:
@@ -31,34 +34,37 @@ def default_schedule(func: PrimFunc) -> PrimFunc:
     return sch.func
 
 
-ROWS = (6, 4, 3, 2)  # register-tile rows (the second-to-last spatial loop)
-COLS = (16, 8)    # register-tile columns (the last spatial loop: vector lanes); a shorter loop is taken whole
-WHOLE = 32        # the longest last loop taken whole as the tile's columns
+ACCUMULATORS = 16  # vector registers a register tile may hold (of 32 with AVX-512)
 
 
 def _register_tile(sch: Schedule, block: str) -> bool:
-    """A register tile for a reduction: the two innermost spatial loops split into a
-    ``rows × cols`` tile accumulated in a local buffer across the whole reduction (rows
-    unrolled, columns vectorized), then written out once. False when the loops do not
-    allow it (the schedule is then left half-done: the caller discards it)."""
+    """A register tile for a reduction: the last spatial loop (the columns, vector lanes)
+    and a row loop split into a ``rows × cols`` tile accumulated in a local buffer across
+    the whole reduction (rows unrolled, columns vectorized), then written out once. The
+    row loop is the innermost spatial loop that the column operand does not depend on (a
+    convolution's output channels, a matmul's rows), so each vector load of that operand
+    serves every row. False when the loops do not allow it (the schedule is then left
+    half-done: the caller discards it)."""
     loops = sch._loops_above(block)
     red = _reduction_loops(sch, block)
     spatial = [v for v in loops if v not in red]
     reduce_ = [v for v in loops if v in red]
     if len(spatial) < 2 or not reduce_:
         return False
-    a, b = spatial[-2], spatial[-1]
+    b = spatial[-1]
+    a = _row_loop(sch, block, spatial[:-1], b)
     ea, eb = sch._loop(a).extent, sch._loop(b).extent
     if not (isinstance(ea, IntImm) and isinstance(eb, IntImm)):
         return False
-    rows = next((r for r in ROWS if ea.value % r == 0), 1)
-    cols = next((c for c in COLS if eb.value % c == 0), eb.value if eb.value <= WHOLE else 0)
-    if not cols or rows * cols < 16:
+    lanes = vector_bits() // _bits(sch, block)
+    tile = _tile(ea.value, eb.value, lanes)
+    if tile is None:
         return False
+    rows, cols = tile
     try:
         a0, a1 = sch.split(a, [None, rows])
         b0, b1 = sch.split(b, [None, cols])
-        sch.reorder(*spatial[:-2], a0, b0, *reduce_, a1, b1)
+        sch.reorder(*[v for v in spatial if v not in (a, b)], a0, b0, *reduce_, a1, b1)
         out = sch.cache_write(block, 0, "local")
         sch.reverse_compute_at(out, b0)
         sch.decompose_reduction(block, reduce_[0])
@@ -69,13 +75,66 @@ def _register_tile(sch: Schedule, block: str) -> bool:
     return True
 
 
+def _tile(rows_extent: int, cols_extent: int, lanes: int) -> tuple[int, int] | None:
+    """(rows, cols) dividing the loops: columns the divisor of at most two vectors that fills
+    its vectors best, rows as many as the accumulator budget allows; None when the tile
+    would be under two vectors or its vectors less than half full."""
+    divisors = [d for d in range(1, min(cols_extent, 2 * lanes) + 1) if cols_extent % d == 0]
+    cols = max(divisors, key=lambda d: (d / (_registers(d, lanes) * lanes), d))
+    vecs = _registers(cols, lanes)
+    rows = max((r for r in range(1, min(rows_extent, ACCUMULATORS // vecs, MAX_ROWS) + 1) if rows_extent % r == 0),
+               default=1)
+    filled = cols / (vecs * lanes)
+    return (rows, cols) if rows * vecs >= 2 and rows * cols >= lanes and filled >= 0.5 else None
+
+
+def _registers(cols: int, lanes: int) -> int:
+    """Vector registers a row of ``cols`` lanes takes (emitted as power-of-two vectors: `lanes.lane_chunks`)."""
+    return sum(-(-w // lanes) for _, w in lane_chunks(cols))
+
+
+MAX_ROWS = 12  # an unrolled row loop longer than this costs more code than it saves
+
+
+def _row_loop(sch: Schedule, block: str, candidates: list[Var], cols: Var) -> Var:
+    """The innermost of ``candidates`` along which no read that moves with ``cols`` moves
+    (so one vector load of it serves every row); the innermost candidate when none is."""
+    moving = [ld for ld in _block_loads(sch, block) if any(cols in free_vars(i) for i in ld)]
+    for v in reversed(candidates):
+        if _extent(sch, v) > 1 and not any(v in free_vars(i) for ld in moving for i in ld):
+            return v
+    return candidates[-1]
+
+
+def _extent(sch: Schedule, v: Var) -> int:
+    e = sch._loop(v).extent
+    return e.value if isinstance(e, IntImm) else 0
+
+
+def _bits(sch: Schedule, block: str) -> int:
+    """The bit width of the block's output element."""
+    real = _realize(sch, block)
+    dt = real.block.writes[0].buffer.dtype if real.block.writes else "float32"
+    return {"int8": 8, "uint8": 8, "bool": 8, "int16": 16, "float16": 16, "int64": 64, "float64": 64}.get(dt, 32)
+
+
+def vector_bits() -> int:
+    """The host's vector register width in bits (512 with AVX-512, 256 with AVX, else 128)."""
+    from .jit import host_vector_bits
+
+    return host_vector_bits()
+
+
 def _innermost_spatial(sch: Schedule, block: str) -> None:
-    """The last spatial loop innermost (contiguous, so it vectorizes) and the init hoisted."""
+    """The innermost loop the one that walks the block's memory contiguously (the last
+    spatial loop, or the reduction when the reads run along it: a row sum stays a row sum),
+    and the init hoisted."""
     loops = sch._loops_above(block)
     realize_vars = _reduction_loops(sch, block)
     spatial = [v for v in loops if v not in realize_vars]
     reduce_ = [v for v in loops if v in realize_vars]
-    if spatial and reduce_ and loops.index(spatial[-1]) < loops.index(reduce_[-1]):
+    if spatial and reduce_ and loops.index(spatial[-1]) < loops.index(reduce_[-1]) and \
+            _strided(sch, block, spatial[-1]) <= _strided(sch, block, reduce_[-1]):
         try:
             sch.reorder(*reduce_, spatial[-1])
         except ScheduleError:
@@ -87,6 +146,41 @@ def _innermost_spatial(sch: Schedule, block: str) -> None:
             sch.decompose_reduction(block, first)
         except ScheduleError:
             pass
+
+
+def _realize(sch: Schedule, block: str) -> BlockRealize:
+    return next(s for s in walk_stmt(sch.func.body) if isinstance(s, BlockRealize) and s.block.name == block)
+
+
+def _block_loads(sch: Schedule, block: str) -> list[tuple[Expr, ...]]:
+    """The indices of the block's reads (the accumulator's own excepted) in terms of the loops."""
+    real = _realize(sch, block)
+    binding = {iv.var: v for iv, v in zip(real.block.iter_vars, real.iter_values)}
+    out = []
+    for s in walk_stmt(real.block.body):
+        if isinstance(s, BufferStore):
+            out += [tuple(substitute(i, binding) for i in ld.indices) for ld in _loads(s.value)
+                    if ld.buffer is not s.buffer and ld.indices]
+    return out
+
+
+def _strided(sch: Schedule, block: str, loop: Var) -> int:
+    """How many of the block's reads neither stay put nor step by one element along
+    ``loop``: the accesses that make it a poor innermost loop."""
+    n = 0
+    for idx in _block_loads(sch, block):
+        if not any(loop in free_vars(i) for i in idx):
+            continue  # invariant: hoisted out of the loop
+        last = linear_form(idx[-1])
+        n += not (last is not None and last.coeffs.get(loop) == 1 and not any(loop in free_vars(i) for i in idx[:-1]))
+    return n
+
+
+def _loads(e: object) -> list[BufferLoad]:
+    out = [e] if isinstance(e, BufferLoad) else []
+    for k in children(e):  # type: ignore[arg-type]
+        out += _loads(k)
+    return out
 
 
 PARALLEL_MIN = 1 << 18  # loop iterations below which a thread pool's dispatch costs more than it saves
@@ -101,10 +195,7 @@ def _iterations(s: object) -> int:
     return 1
 
 
-def _reduction_loops(sch: Schedule, block: str) -> set:  # type: ignore[type-arg]
-    from vta.compiler.tir.expr import free_vars
-    from vta.compiler.tir.stmt import BlockRealize
-
+def _reduction_loops(sch: Schedule, block: str) -> set[Var]:
     out = set()
     for s in walk_stmt(sch.func.body):
         if isinstance(s, BlockRealize) and s.block.name == block:
