@@ -56,7 +56,7 @@ def test_scheduled_function_compiles_to_the_same_result() -> None:
     a, w = rng.standard_normal((64, 40), np.float32), rng.standard_normal((48, 40), np.float32)
     kern = compile_cpu(sch.func)
     assert kern.parallel_extent == 8
-    for threads in (1, 4):
+    for threads in (1, 2, 4):  # 2: the native workers on a 2-core machine; 4: more chunks than workers
         c = np.zeros((64, 48), np.float32)
         kern(a, w, c, threads=threads)
         np.testing.assert_allclose(c, a @ w.T, rtol=1e-5, atol=1e-4)
@@ -183,3 +183,39 @@ def test_inline_exp_over_its_range() -> None:
     finite = np.isfinite(ref) & (ref > 1e-37)
     np.testing.assert_allclose(c[finite], ref[finite], rtol=3e-7)
     assert c[-5] == np.inf and c[-4] == 0 and c[-3] == np.inf and c[-2] == 0 and np.isnan(c[-1])
+
+
+def test_native_workers_wake_from_sleep_and_survive_fork() -> None:
+    """Parallel stages on the native workers: right after one another (the worker spins),
+    after a pause long enough for it to sleep on its futex, and in a forked child (which
+    makes its own workers)."""
+    import multiprocessing
+    import time
+
+    from vta.compiler.cpu import threads
+
+    if not threads.available():
+        pytest.skip("native workers run on Linux x86-64 only")
+    f = _elementwise("twice", 1 << 12, "float32", "float32", lambda v: v * FloatImm(2.0), parallel=True)
+    kern = compile_cpu(f)
+    x = np.arange(1 << 12, dtype=np.float32)
+    for k in range(40):
+        c = np.zeros_like(x)
+        kern(x, c, threads=2)
+        assert np.array_equal(c, 2 * x)
+        if k % 10 == 9:
+            time.sleep(0.01)  # the worker gives up spinning and sleeps
+    assert threads.native_pool().workers >= 1
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        assert pool.apply(_twice_in_child, (kern.llvm_ir, kern.sig.to_dict())) == float(2 * x.sum())
+
+
+def _twice_in_child(llvm_ir: str, sig: dict) -> float:  # type: ignore[type-arg]
+    from vta.compiler.cpu.jit import Signature, load_cpu
+
+    kern = load_cpu(llvm_ir, Signature.from_dict(sig))
+    x = np.arange(1 << 12, dtype=np.float32)
+    c = np.zeros_like(x)
+    kern(x, c, threads=2)
+    return float(c.sum())

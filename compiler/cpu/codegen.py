@@ -6,7 +6,7 @@ per root statement (stage): one pointer per parameter and per intermediate buffe
 runs (a ``parallel`` outer loop is split among threads by the caller; otherwise the range
 is unused). The caller calls entry points ``void @name(ptr argv, i64 begin, i64 end)``
 (``argv`` holds the pointers), one per group of consecutive serial stages and one per
-parallel stage, in order (`stage_info`): one foreign call runs a whole serial group.
+group of row-aligned parallel stages, in order (`groups`, `stage_info`).
 
 Semantics follow the reference interpreter (`tir.interp`): blocks bind their iterators,
 a predicate guards the block, an init part runs when every reduction iterator is 0;
@@ -36,6 +36,7 @@ from vta.compiler.tir.stmt import (
 )
 from vta.isa.errors import VTAError
 
+from .groups import groups, stages
 from .lanes import lane_chunks, vector_lanes
 
 I1, I8, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(64)
@@ -117,8 +118,8 @@ class _Gen:
             self.stmt(stage, _Ctx())
             self.b.ret_void()
             fns.append(self.fn)
-        for name, _, members in _groups(self.func):
-            self._entry(name, [fns[k] for k in members])
+        for g in groups(self.func):
+            self._entry(g.name, [fns[k] for k in g.members])
         return self.module
 
     def _entry(self, name: str, fns: list[ir.Function]) -> None:
@@ -624,28 +625,9 @@ def _operand_type(a: Expr, b: Expr) -> str:
     return ta if _bits(ta) >= _bits(tb) else tb
 
 
-def stages(func: PrimFunc) -> list[Stmt]:
-    """The function's root statements, run in order: each becomes one LLVM function."""
-    return list(func.body.stmts) if isinstance(func.body, SeqStmt) else [func.body]
-
-
-def _groups(func: PrimFunc) -> list[tuple[str, int | None, list[int]]]:
-    """The entry points: (name, extent of the ``parallel`` outer loop or None, stage indices)."""
-    groups: list[tuple[int | None, list[int]]] = []
-    for k, st in enumerate(stages(func)):
-        par = st.extent.value if isinstance(st, For) and st.kind == "parallel" and isinstance(st.extent, IntImm) \
-            else None
-        if par is None and groups and groups[-1][0] is None:
-            groups[-1][1].append(k)
-        else:
-            groups.append((par, [k]))
-    name = lambda j: func.name if len(groups) == 1 else f"{func.name}_g{j}"  # noqa: E731
-    return [(name(j), par, ks) for j, (par, ks) in enumerate(groups)]
-
-
-def stage_info(func: PrimFunc) -> list[tuple[str, int | None]]:
-    """(entry point, extent of its ``parallel`` outer loop or None), in call order."""
-    return [(name, par) for name, par, _ in _groups(func)]
+def stage_info(func: PrimFunc) -> list[tuple[str, int | None, int]]:
+    """(entry point, extent of its ``parallel`` outer loop or None, its work), in call order."""
+    return [(g.name, g.extent, g.work) for g in groups(func)]
 
 
 def generate(func: PrimFunc) -> str:

@@ -21,6 +21,8 @@ from vta.compiler.tir.interp import numpy_dtype
 from vta.compiler.tir.stmt import PrimFunc
 
 from .codegen import CodegenError, generate, stage_info
+from .threads import available as threads_native
+from .threads import native_pool
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -87,7 +89,7 @@ class Signature:
     params: tuple[tuple[str, tuple[int, ...], str], ...]
     allocs: tuple[tuple[tuple[int, ...], str], ...]
     written: tuple[int, ...]
-    stages: tuple[tuple[str, int | None], ...] = ()  # (entry point, parallel extent) in call order
+    stages: tuple[tuple[str, int | None, int], ...] = ()  # (entry point, parallel extent, work) in call order
 
     @staticmethod
     def of(func: PrimFunc) -> Signature:
@@ -103,14 +105,17 @@ class Signature:
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "params": [[n, list(s), d] for n, s, d in self.params],
                 "allocs": [[list(s), d] for s, d in self.allocs], "written": list(self.written),
-                "stages": [[n, e] for n, e in self.stages]}
+                "stages": [[n, e, w] for n, e, w in self.stages]}
 
     @staticmethod
     def from_dict(d: dict[str, object]) -> Signature:
         return Signature(str(d["name"]), tuple((str(n), tuple(s), str(t)) for n, s, t in d["params"]),  # type: ignore[attr-defined]
                          tuple((tuple(s), str(t)) for s, t in d["allocs"]),  # type: ignore[attr-defined]
                          tuple(int(i) for i in d["written"]),  # type: ignore[attr-defined]
-                         tuple((str(n), None if e is None else int(e)) for n, e in d["stages"]))  # type: ignore[attr-defined]
+                         tuple((str(n), None if e is None else int(e), int(w)) for n, e, w in d["stages"]))  # type: ignore[attr-defined]
+
+
+PARALLEL_WORK = 1 << 15  # innermost iterations below which a parallel stage runs on the calling thread alone
 
 
 @dataclass
@@ -156,13 +161,19 @@ class CpuKernel:
                     raise ValueError(f"{sig.name}: {params[i][0]} and {params[j][0]} share memory, and "
                                      "one of them is written")
         argv = self._argv_type(*ptrs, *self._scratch_ptrs)
-        for fn, (_, n) in zip(self._fn, sig.stages):  # type: ignore[call-overload]
-            workers = 1 if n is None else max(1, min(threads or os.cpu_count() or 1, n))
+        for fn, (_, n, work) in zip(self._fn, sig.stages):  # type: ignore[call-overload]
+            workers = 1 if n is None or (threads is None and work < PARALLEL_WORK) else \
+                max(1, min(threads or os.cpu_count() or 1, n))
             if workers == 1:
                 fn(argv, 0, n or 0)
                 continue
             bounds = [int(x) for x in np.linspace(0, n, workers + 1)]
             chunks = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+            if threads_native():
+                pool = native_pool()
+                if len(chunks) - 1 <= pool.workers:
+                    pool.run(ctypes.cast(fn, ctypes.c_void_p).value, argv, chunks, fn)  # type: ignore[arg-type]
+                    continue
             futures = [_pool().submit(fn, argv, lo, hi) for lo, hi in chunks[1:]]
             fn(argv, *chunks[0])  # the calling thread takes a share too, instead of only waiting
             for f in futures:
@@ -184,7 +195,7 @@ def load_cpu(llvm_ir: str, sig: Signature) -> CpuKernel:
     engine.finalize_object()
     proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
     fns = []
-    for name, _ in sig.stages:
+    for name, _, _ in sig.stages:
         addr = engine.get_function_address(name)
         if not addr:
             raise CodegenError(f"the LLVM IR has no function {name}")

@@ -1,8 +1,10 @@
 """Default CPU schedules for the host operator library: a reduction (matmul, conv, pooling)
-gets a register tile over its two innermost spatial loops, accumulated in a local buffer
+gets a register tile (`_register_tile`), accumulated in a local buffer
 across the reduction with vectorized columns; a reduction that does not allow one gets its
 last spatial loop innermost (contiguous, so it vectorizes) and its init hoisted; each
-large stage runs its outermost spatial loop in parallel."""
+stage of a function that is not tiny runs its outer spatial loops (fused until there are
+enough iterations) in parallel; whether threads are used is decided per call from the work of
+the group of stages (`groups`, `jit.PARALLEL_WORK`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from vta.compiler.tir.simplify import linear_form
 from vta.compiler.tir.stmt import Block, BlockRealize, BufferLoad, BufferStore, For, PrimFunc, SeqStmt
 from vta.compiler.tir.transform import walk_stmt
 
+from .groups import iterations
 from .lanes import lane_chunks
 
 
@@ -24,14 +27,34 @@ def default_schedule(func: PrimFunc) -> PrimFunc:
         else:
             _innermost_spatial(sch, blk.name)
     body = sch.func.body
-    for st in (body.stmts if isinstance(body, SeqStmt) else (body,)):  # each stage's outer loop, when spatial
-        if isinstance(st, For) and isinstance(st.extent, IntImm) and st.extent.value > 1 and \
-                _iterations(st) >= PARALLEL_MIN:
-            try:
-                sch.parallel(st.var)
-            except ScheduleError:
-                pass
+    roots = body.stmts if isinstance(body, SeqStmt) else (body,)
+    if any(iterations(st) >= PARALLEL_MIN for st in roots):  # every stage then, so row-aligned ones group
+        for st in roots:
+            if isinstance(st, For):
+                _parallel_outer(sch, st)
     return sch.func
+
+
+PARALLEL_CHUNKS = 8  # outer iterations a parallel loop should have (fused from the outer loops until it does)
+PARALLEL_MIN = 1 << 12  # a function whose stages are all smaller stays serial (one entry point)
+
+
+def _parallel_outer(sch: Schedule, st: For) -> None:
+    """Run the stage's outer loop in parallel, fused with the perfectly nested loops below it
+    until it has `PARALLEL_CHUNKS` iterations (a batch of 1 alone does not split)."""
+    chain, n, s = [], 1, st
+    while isinstance(s, For) and isinstance(s.extent, IntImm) and s.kind == "serial" and n < PARALLEL_CHUNKS:
+        chain.append(s.var)
+        n *= s.extent.value
+        s = s.body
+    if n < 2:
+        return
+    trial = Schedule(sch.func)
+    try:
+        trial.parallel(trial.fuse(*chain) if len(chain) > 1 else chain[0])
+    except ScheduleError:
+        return
+    sch.func = trial.func
 
 
 ACCUMULATORS = 16  # vector registers a register tile may hold (of 32 with AVX-512)
@@ -181,18 +204,6 @@ def _loads(e: object) -> list[BufferLoad]:
     for k in children(e):  # type: ignore[arg-type]
         out += _loads(k)
     return out
-
-
-PARALLEL_MIN = 1 << 18  # loop iterations below which a thread pool's dispatch costs more than it saves
-
-
-def _iterations(s: object) -> int:
-    """Innermost-body executions of a loop nest (the longest path through its sequences)."""
-    if isinstance(s, For):
-        return (s.extent.value if isinstance(s.extent, IntImm) else 1) * _iterations(s.body)
-    if isinstance(s, SeqStmt):
-        return sum(_iterations(x) for x in s.stmts)
-    return 1
 
 
 def _reduction_loops(sch: Schedule, block: str) -> set[Var]:
