@@ -219,3 +219,28 @@ def _twice_in_child(llvm_ir: str, sig: dict) -> float:  # type: ignore[type-arg]
     c = np.zeros_like(x)
     kern(x, c, threads=2)
     return float(c.sum())
+
+
+def test_parallel_kernels_from_several_threads_at_once() -> None:
+    """Callers on several Python threads share the native workers: one at a time takes
+    them, the others run their stage alone; every result is right and nothing hangs."""
+    import threading
+
+    f = _elementwise("inc", 1 << 12, "float32", "float32", lambda v: v + FloatImm(1.0), parallel=True)
+    kern = compile_cpu(f)
+    bad: list[int] = []
+
+    def work(t: int) -> None:
+        x = np.full(1 << 12, float(t), np.float32)
+        for _ in range(200):
+            c = np.zeros_like(x)
+            kern(x, c, threads=2)
+            if not np.array_equal(c, x + 1):
+                bad.append(t)
+
+    ts = [threading.Thread(target=work, args=(t,)) for t in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in ts) and not bad

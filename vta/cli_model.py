@@ -51,7 +51,8 @@ def run_model_cmd(path: Path, target: str, spec: str | None, as_json: bool, outd
     from rich.table import Table
 
     out.print(f"[bold]{path}[/] on {'the host CPU' if cfg is None else f'{target}, config {cfg.name}'}: "
-              f"compiled in {exe.compile_s:.2f} s, {exe.accelerated} operators on the accelerator")
+              f"compiled in {exe.compile_s:.2f} s, {exe.accelerated} operators on the accelerator",
+              soft_wrap=True)  # a long model path must not split the line
     t = Table(title="per operator")
     for col in ("node", "op", "device", "ms", "cycles", "util", "DRAM B"):
         t.add_column(col, justify="right" if col in ("ms", "cycles", "util", "DRAM B") else "left")

@@ -241,10 +241,10 @@ class _Gen:
         self.stmt(blk.body, cx)
 
     def store(self, s: BufferStore, cx: _Ctx) -> None:
-        # a float accumulation (``Y[i] = Y[i] + ...``) may be reassociated and contracted to
-        # fused multiply-adds: LLVM then vectorizes reductions and uses FMA; other float
-        # arithmetic keeps its exact operation order
-        self._accumulate = s.value if _is_float(s.buffer.dtype) and _is_accumulate(s) else None
+        # a float32 accumulation (``Y[i] = Y[i] + ...``) may be reassociated and contracted to
+        # fused multiply-adds: LLVM then vectorizes reductions and uses FMA; other arithmetic
+        # (float64 included: asked for where the exact order matters) keeps its order
+        self._accumulate = s.value if s.buffer.dtype == "float32" and _is_accumulate(s) else None
         self._contract = ()
         v = self.convert(self.value(s.value, cx, s.buffer.dtype), dtype_of(s.value) or s.buffer.dtype,
                          s.buffer.dtype)

@@ -139,6 +139,15 @@ class CpuKernel:
         return self.sig.stages[0][1] if self.sig.stages else None
 
     def __call__(self, *arrays: np.ndarray, threads: int | None = None) -> None:
+        self.run_argv(self.argv(self.pointers(arrays)), threads)
+
+    def argv(self, ptrs: list[int]) -> ctypes.Array:  # type: ignore[type-arg]
+        """The argument vector for the parameters' data pointers ``ptrs`` (its scratch buffers appended)."""
+        return self._argv_type(*ptrs, *self._scratch_ptrs)
+
+    def pointers(self, arrays: tuple[np.ndarray, ...] | list[np.ndarray]) -> list[int]:
+        """The arrays' data pointers, after checking each against its parameter (shape, dtype,
+        contiguity, writeable when written, no sharing with a written one)."""
         sig = self.sig
         params = sig.params
         if len(arrays) != len(params):
@@ -160,8 +169,11 @@ class CpuKernel:
                 if (i in written or j in written) and np.shares_memory(a, arrays[j]):
                     raise ValueError(f"{sig.name}: {params[i][0]} and {params[j][0]} share memory, and "
                                      "one of them is written")
-        argv = self._argv_type(*ptrs, *self._scratch_ptrs)
-        for fn, (_, n, work) in zip(self._fn, sig.stages):  # type: ignore[call-overload]
+        return ptrs
+
+    def run_argv(self, argv: ctypes.Array, threads: int | None = None) -> None:  # type: ignore[type-arg]
+        """Run on an argument vector from `argv` (the caller keeps what it points to alive)."""
+        for fn, (_, n, work) in zip(self._fn, self.sig.stages):  # type: ignore[call-overload]
             workers = 1 if n is None or (threads is None and work < PARALLEL_WORK) else \
                 max(1, min(threads or os.cpu_count() or 1, n))
             if workers == 1:
@@ -172,7 +184,8 @@ class CpuKernel:
             if threads_native():
                 pool = native_pool()
                 if len(chunks) - 1 <= pool.workers:
-                    pool.run(ctypes.cast(fn, ctypes.c_void_p).value, argv, chunks, fn)  # type: ignore[arg-type]
+                    if not pool.run(ctypes.cast(fn, ctypes.c_void_p).value, argv, chunks, fn):  # type: ignore[arg-type]
+                        fn(argv, 0, n)  # another thread has the workers
                     continue
             futures = [_pool().submit(fn, argv, lo, hi) for lo, hi in chunks[1:]]
             fn(argv, *chunks[0])  # the calling thread takes a share too, instead of only waiting

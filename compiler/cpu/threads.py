@@ -7,7 +7,8 @@ the task (an entry point with its argument vector and range of the parallel loop
 marks it done. The caller submits one chunk to each worker, runs the first chunk itself
 and spins until the workers are done. Control blocks (one cache line pair per worker):
 word 0 the task number (the futex word), 1 the last task done, 2 the entry point, 3 its
-argument vector, 4 and 5 the range, 6 whether the worker sleeps.
+argument vector, 4 and 5 the range, 6 whether the worker sleeps. One caller uses the
+workers at a time; a concurrent caller runs its stage on its own thread.
 
 Linux on x86-64 only (futex, pause); elsewhere `available` is False and the caller uses a
 Python thread pool.
@@ -154,18 +155,26 @@ class NativePool:
         self._blocks = [self._ctl[w].ctypes.data for w in range(workers)]
         self._worker = worker  # kept alive: the threads run it until the process ends
         self.workers = workers
+        self._busy = threading.Lock()  # one caller at a time: a worker takes one task at a time
         for w in range(workers):
             threading.Thread(target=worker, args=(self._blocks[w],), daemon=True, name=f"vta-cpu-{w}").start()
 
-    def run(self, fn_addr: int, argv: object, chunks: list[tuple[int, int]], own: object) -> None:
-        """Run ``chunks[1:]`` on the workers and ``chunks[0]`` with ``own`` on this thread, then wait."""
-        argv_addr = ctypes.addressof(argv)  # type: ignore[arg-type]
-        used = self._blocks[:len(chunks) - 1]
-        for blk, (lo, hi) in zip(used, chunks[1:]):
-            self._submit(blk, fn_addr, argv_addr, lo, hi)
-        own(argv, *chunks[0])  # type: ignore[operator]
-        for blk in used:
-            self._wait(blk)
+    def run(self, fn_addr: int, argv: object, chunks: list[tuple[int, int]], own: object) -> bool:
+        """Run ``chunks[1:]`` on the workers and ``chunks[0]`` with ``own`` on this thread, then
+        wait. False (nothing run) when another thread has the workers."""
+        if not self._busy.acquire(blocking=False):
+            return False
+        try:
+            argv_addr = ctypes.addressof(argv)  # type: ignore[arg-type]
+            used = self._blocks[:len(chunks) - 1]
+            for blk, (lo, hi) in zip(used, chunks[1:]):
+                self._submit(blk, fn_addr, argv_addr, lo, hi)
+            own(argv, *chunks[0])  # type: ignore[operator]
+            for blk in used:
+                self._wait(blk)
+        finally:
+            self._busy.release()
+        return True
 
 
 _lock = threading.Lock()

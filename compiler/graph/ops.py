@@ -4,12 +4,15 @@ or a *view* (a reshape-like operator that moves no data).
 
 `OPS[op].kernel(node)` returns ``(func, inputs)``: the function and the indices of the
 node inputs that are its parameters, in order (inputs read at compile time, such as a
-Reshape's target shape or a Slice's bounds, are not parameters).
+Reshape's target shape or a Slice's bounds, are not parameters). Tables the compiler makes
+for a kernel (Resize's taps) are attached to the node as constant inputs after its ONNX
+ones (`_attach_consts`) and passed the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -203,15 +206,134 @@ def _pad(n: Node) -> Kernel:
                   0.0 if value is None else float(value.reshape(-1)[0])), [0]
 
 
+def _attach_consts(n: Node, first: int, consts: Sequence[tuple[str, np.ndarray]]) -> list[int]:
+    """Give ``n``'s kernel parameters that the compiler made (lookup tables): they become constant
+    inputs of the node from position ``first`` on, after its ONNX inputs (missing ones padded as
+    omitted), replacing any attached before (a node's kernel may be built more than once). The
+    executor feeds a kernel's parameters from the node's inputs, a constant from its `Value.const`,
+    and the artifact saves it with the other constants. Returns their input indices."""
+    from .onnx_import import _np_dtype
+
+    vals = [Value(name, _np_dtype(a, name), tuple(a.shape), const=np.ascontiguousarray(a)) for name, a in consts]
+    n.inputs = [*(list(n.inputs) + [None] * first)[:first], *vals]
+    return list(range(first, first + len(vals)))
+
+
+def _resize_10(n: Node) -> bool:
+    """Whether ``n`` is a Resize-10 (inputs X and scales): from opset 11 on, input 1 is the roi and
+    scales or sizes (inputs 2, 3) must be given. (Not the input count: tables attached to the
+    node lengthen it.)"""
+    return n.input(2) is None and n.input(3) is None
+
+
+def _resize_mode(n: Node) -> nn.ResizeMode:
+    """The sampling attributes; Resize-10 is asymmetric, with onnxruntime's rounding for nearest."""
+    a = n.attrs
+    v10 = _resize_10(n)
+    how = nn.ResizeMode(str(a.get("mode", "nearest")),
+                        "asymmetric" if v10 else str(a.get("coordinate_transformation_mode", "half_pixel")),
+                        "simple" if v10 else str(a.get("nearest_mode", "round_prefer_floor")),
+                        float(a.get("cubic_coeff_a", -0.75)), bool(a.get("exclude_outside", 0)),
+                        bool(a.get("antialias", 0)))
+    for what, got, known in (("mode", how.mode, nn.RESIZE_MODES[:2] if v10 else nn.RESIZE_MODES),
+                             ("coordinate_transformation_mode", how.coordinate, nn.RESIZE_COORDS),
+                             ("nearest_mode", how.nearest, nn.RESIZE_NEAREST),
+                             ("keep_aspect_ratio_policy", a.get("keep_aspect_ratio_policy", "stretch"),
+                              ("stretch", "not_larger", "not_smaller"))):
+        if got not in known:
+            raise GraphError(f"node {n.name} (Resize): {what} {got!r} is not supported; supported: {', '.join(known)}")
+    if how.antialias and how.mode == "nearest":
+        raise GraphError(f"node {n.name} (Resize): antialias is not supported with mode 'nearest' (only linear and "
+                         "cubic have an antialiasing filter)")
+    return how
+
+
+def _resize_operand(n: Node, i: int, what: str) -> np.ndarray | None:
+    """A constant operand (roi, scales, sizes); an empty one counts as omitted."""
+    c = _const(n, i, what)
+    return None if c is None or c.size == 0 else c.reshape(-1)
+
+
+def _resize_targets(n: Node, xs: tuple[int, ...]) -> tuple[list[float], list[int], list[int], np.ndarray | None]:
+    """Per dimension the scale and output size, the resized axes in the order the reference
+    resizes them, and the region of interest over every dimension (starts, then ends), following
+    the reference's arithmetic (scales as float32 times sizes in float64; keep_aspect_ratio_policy
+    rounds half up)."""
+    rank = len(xs)
+    v10 = _resize_10(n)
+    roi = None if v10 else _resize_operand(n, 1, "roi")
+    scales = _resize_operand(n, 1 if v10 else 2, "scales")
+    sizes = None if v10 else _resize_operand(n, 3, "sizes")
+    if (scales is None) == (sizes is None):
+        raise GraphError(f"node {n.name} (Resize): exactly one of scales and sizes must be given")
+    axes = [int(d) + rank if int(d) < 0 else int(d) for d in n.attrs.get("axes", range(rank))]
+    if sorted(set(axes)) != sorted(axes) or any(not 0 <= d < rank for d in axes):
+        raise GraphError(f"node {n.name} (Resize): axes {n.attrs.get('axes')} are not distinct axes of a "
+                         f"rank-{rank} input")
+    given: np.ndarray = scales if scales is not None else sizes  # type: ignore[assignment]
+    if len(given) != len(axes) or (roi is not None and len(roi) != 2 * len(axes)):
+        raise GraphError(f"node {n.name} (Resize): {len(given)} scales or sizes and {0 if roi is None else len(roi)} "
+                         f"roi values for {len(axes)} resized axes")
+    if any(d == 0 for d in xs):
+        raise GraphError(f"node {n.name} (Resize): input {list(xs)} is empty")
+    full_roi = None
+    if roi is not None:
+        full_roi = np.concatenate([np.zeros(rank, roi.dtype), np.ones(rank, roi.dtype)])
+        for k, d in enumerate(axes):
+            full_roi[d], full_roi[rank + d] = roi[k], roi[len(axes) + k]
+    scale, out = [1.0] * rank, list(xs)
+    if scales is not None:
+        for k, d in enumerate(axes):
+            scale[d] = float(scales[k])
+            out[d] = int(float(scales[k]) * xs[d])
+        if any(s <= 0 for s in scale):
+            raise GraphError(f"node {n.name} (Resize): scales {scales.tolist()} must be positive")
+        return scale, out, axes, full_roi
+    for k, d in enumerate(axes):
+        out[d] = int(sizes[k])  # type: ignore[index]
+        scale[d] = out[d] / xs[d]
+    policy = n.attrs.get("keep_aspect_ratio_policy", "stretch")
+    if policy != "stretch":
+        s = (min if policy == "not_larger" else max)(scale[d] for d in axes)
+        for d in axes:
+            scale[d], out[d] = s, int(s * xs[d] + 0.5)
+    return scale, out, axes, full_roi
+
+
+def _resize_plan(xs: tuple[int, ...], how: nn.ResizeMode, scale: list[float], out: list[int], axes: list[int],
+                 roi: np.ndarray | None) -> list[nn.ResizeAxis]:
+    """The taps of every axis that changes, in the reference's order (an axis at scale 1, same
+    size and the whole region is left as it is, as the reference leaves it)."""
+    rank = len(xs)
+    plan = []
+    for d in axes:
+        lo_hi = None if roi is None else (roi[d], roi[rank + d])
+        if math.isclose(scale[d], 1.0) and out[d] == xs[d] and \
+                (lo_hi is None or (math.isclose(lo_hi[0], 0.0) and math.isclose(lo_hi[1], 1.0))):
+            continue
+        plan.append(nn.resize_axis(d, xs[d], out[d], scale[d], how, lo_hi))
+    return plan
+
+
 def _resize(n: Node) -> Kernel:
-    if n.attrs.get("mode", "nearest") != "nearest" or \
-            n.attrs.get("coordinate_transformation_mode", "half_pixel") not in ("asymmetric", "half_pixel") or \
-            n.attrs.get("nearest_mode", "round_prefer_floor") not in ("floor", "round_prefer_floor"):
-        raise GraphError(f"node {n.name} (Resize): only nearest-neighbour resizing by integer factors is supported")
-    xs, out = _shape(n.inputs[0], n, "input"), _out_shape(n)
-    if any(o % i for i, o in zip(xs, out)):
-        raise GraphError(f"node {n.name} (Resize): {list(xs)} to {list(out)} is not an integer upscale")
-    return nn.resize_nearest(xs, _dtype(n), out), [0]
+    """ONNX Resize (opsets 10 to 19): the taps of each resized axis are tables made here, at
+    compile time, and attached to the node as constant kernel inputs (`_attach_consts`); the
+    kernel (`nn.resize`) gathers and weights."""
+    xs, dtype = _shape(n.inputs[0], n, "input"), _dtype(n)
+    how = _resize_mode(n)
+    if how.mode != "nearest" and dtype == "bool":
+        raise GraphError(f"node {n.name} (Resize): mode {how.mode!r} on bool is not supported (only nearest)")
+    scale, out, axes, roi = _resize_targets(n, xs)
+    if how.coordinate == "tf_crop_and_resize" and roi is None:
+        raise GraphError(f"node {n.name} (Resize): tf_crop_and_resize needs the roi input")
+    if any(o == 0 for o in out):
+        raise GraphError(f"node {n.name} (Resize): the output {out} is empty")
+    if tuple(out) != _out_shape(n):
+        raise GraphError(f"node {n.name} (Resize): its output should be {out}, shape inference says "
+                         f"{list(_out_shape(n))}")
+    plan = _resize_plan(xs, how, scale, out, axes, roi)
+    args = _attach_consts(n, 4, [(f"{n.name}_{k}", a) for k, a in nn.resize_params(plan, dtype)])
+    return nn.resize(xs, dtype, tuple(out), plan, float(n.attrs.get("extrapolation_value", 0.0))), [0, *args]
 
 
 def _cast(n: Node) -> Kernel:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from .expr import And, Expr, FloorDiv, FloorMod, IntImm, Max, Min, Not, Or, Var, and_, ne_, select
 from .scalar import FloatImm, call, dtype_of
@@ -546,12 +549,266 @@ def pad(shape: Shape, dtype: str, pads: Sequence[int], value: float = 0.0) -> Pr
 
 
 def resize_nearest(shape: Shape, dtype: str, out_shape: Shape) -> PrimFunc:
-    """Nearest-neighbour resize (``asymmetric`` coordinates, ``floor`` rounding) to ``out_shape``."""
+    """Nearest-neighbour resize (``asymmetric`` coordinates, ``floor`` rounding) to ``out_shape``,
+    by index arithmetic alone (no tables). The graph's Resize uses the general `resize`."""
     fb = FuncBuilder("resize")
     x = fb.input("X", shape, dtype)
     y = fb.compute("Y", out_shape, dtype, lambda *i: x[tuple(
         FloorDiv(v * IntImm(n), IntImm(m)) for v, n, m in zip(i, shape, out_shape))])
     return fb.build([y])
+
+
+# ---- Resize: per-axis tap tables made at compile time, and the kernel that applies them ----
+
+RESIZE_MODES = ("nearest", "linear", "cubic")
+RESIZE_COORDS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+                 "tf_crop_and_resize")
+# "simple" is Resize-10's rounding (as onnxruntime has it): floor when upsampling, ceil when downsampling
+RESIZE_NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil", "simple")
+
+
+@dataclass(frozen=True)
+class ResizeMode:
+    """How ONNX Resize samples: its attributes (opset 19 names and defaults)."""
+
+    mode: str = "nearest"
+    coordinate: str = "half_pixel"
+    nearest: str = "round_prefer_floor"
+    cubic_a: float = -0.75
+    exclude_outside: bool = False
+    antialias: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class ResizeAxis:
+    """One resized axis: for each output position, the input positions of its taps (clamped into
+    the input, as ONNX's edge padding does) and their weights.
+
+    ``index`` is int32 ``(taps, out)``; ``weight`` float64 ``(taps, out)``, or None for one tap
+    of weight 1 (nearest); ``inside`` is bool ``(out,)``, False where ``tf_crop_and_resize``
+    samples outside the input and the output is the extrapolation value, or None when it never does.
+    """
+
+    axis: int
+    index: np.ndarray
+    weight: np.ndarray | None = None
+    inside: np.ndarray | None = None
+
+    @property
+    def taps(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def size(self) -> int:
+        return int(self.index.shape[1])
+
+
+def _resize_source(coord: str, y: np.ndarray, scale: float, n_in: int, n_out: int,
+                   roi: tuple[np.floating, np.floating] | None) -> np.ndarray:
+    """The input coordinate of each output position ``y`` (float64), by the formulas and in the
+    arithmetic order of ONNX's reference implementation, so ties round the same way."""
+    width = scale * n_in  # the reference compares and divides by the unrounded output width
+    if coord == "align_corners":
+        return np.zeros(n_out) if width == 1 else y * (n_in - 1) / (width - 1)
+    if coord == "asymmetric":
+        return y / scale
+    if coord == "tf_crop_and_resize":
+        if roi is None:
+            raise ValueError("tf_crop_and_resize needs a region of interest")
+        lo, hi = roi
+        x = np.full(n_out, (hi - lo) * (n_in - 1) / 2) if width == 1 else y * (hi - lo) * (n_in - 1) / (width - 1)
+        return x + lo * (n_in - 1)
+    if coord == "pytorch_half_pixel":
+        return np.full(n_out, -0.5) if width == 1 else (y + 0.5) / scale - 0.5
+    if coord == "half_pixel":
+        return (y + 0.5) / scale - 0.5
+    if coord == "half_pixel_symmetric":
+        offset = n_in / 2 * (1 - n_out / width)
+        return offset + (y + 0.5) / scale - 0.5
+    raise ValueError(f"no coordinate_transformation_mode {coord!r}")
+
+
+def _cubic(x: np.ndarray, a: float) -> np.ndarray:
+    """Keys' cubic convolution kernel at distances ``x``."""
+    x = np.abs(x)
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.where(x <= 1, near, np.where(x < 2, far, 0.0))
+
+
+def _resize_coeffs(how: ResizeMode, ratio: np.ndarray, scale: float) -> np.ndarray:
+    """Tap weights ``(out, taps)`` for each output's fractional position ``ratio`` in (0, 1]
+    (1 on an input sample: the taps are then one to the left), as the reference computes them."""
+    r = ratio[:, None]
+    if how.mode == "nearest":
+        exact = r == 1.0  # on a sample: the right tap
+        nm = how.nearest if how.nearest != "simple" else ("floor" if scale >= 1 else "ceil")
+        right = {"round_prefer_floor": r > 0.5, "round_prefer_ceil": r >= 0.5, "floor": np.zeros_like(exact),
+                 "ceil": np.ones_like(exact)}[nm] | exact
+        return np.concatenate([~right, right], axis=1).astype(np.float64)
+    s = min(scale, 1.0) if how.antialias else 1.0  # antialias stretches the filter when downsampling
+    if how.mode == "linear":
+        start = int(np.floor(-1 / s) + 1)
+        w = np.clip(1 - np.abs((np.arange(start, 2 - start) - r) * s), 0, 1)
+    elif how.mode == "cubic":
+        start = int(np.floor(-2 / s) + 1)
+        w = _cubic(s * (np.arange(start, 2 - start) - r), how.cubic_a)
+    else:
+        raise ValueError(f"no resize mode {how.mode!r}")
+    return w / w.sum(axis=1, keepdims=True) if how.antialias else w
+
+
+def resize_axis(axis: int, n_in: int, n_out: int, scale: float, how: ResizeMode,
+                roi: tuple[np.floating, np.floating] | None = None) -> ResizeAxis:
+    """The taps of one axis resized from ``n_in`` to ``n_out`` positions at ``scale``: source
+    coordinates, windows of input positions nearest to them (ties to the left) and their weights,
+    exactly as ONNX's reference implementation picks them (``roi``: this axis's start and end,
+    for ``tf_crop_and_resize``)."""
+    x = _resize_source(how.coordinate, np.arange(n_out, dtype=np.float64), scale, n_in, n_out, roi)
+    x_int = np.floor(x).astype(np.int64)
+    w = _resize_coeffs(how, np.where(x == x_int, 1.0, x - x_int), scale)
+    n = w.shape[1]  # always even: the window is centred between two samples
+    pad = -(-n // 2)
+    xp = x + pad  # in the edge-padded input, as the reference measures it
+    p = np.floor(xp).astype(np.int64)
+    start = p + np.where(xp - p == 0, -(n // 2), 1 - n // 2)
+    idx = start[:, None] + np.arange(n)[None, :] - pad
+    if how.exclude_outside:
+        w = np.where((idx < 0) | (idx >= n_in), 0.0, w)
+        total = w.sum(axis=1, keepdims=True)
+        w = w / np.where(total == 0, 1.0, total)
+    idx = np.clip(idx, 0, n_in - 1)
+    inside = None
+    if how.coordinate == "tf_crop_and_resize":
+        ok = (x >= 0) & (x <= n_in - 1)
+        inside = None if ok.all() else ok
+    if how.mode == "nearest":  # one tap: the one of weight 1 (0 only where exclude_outside left none)
+        pick = w.argmax(axis=1)
+        rows = np.arange(n_out)
+        w1 = w[rows, pick]
+        return ResizeAxis(axis, idx[rows, pick][None, :].astype(np.int32),
+                          None if (w1 == 1).all() else w1[None, :], inside)
+    return ResizeAxis(axis, np.ascontiguousarray(idx.T.astype(np.int32)), np.ascontiguousarray(w.T), inside)
+
+
+def resize_acc_dtype(dtype: str) -> str:
+    """What a weighted resize of ``dtype`` accumulates in: float32 for float32/float16, float64
+    for float64 and integers (the reference computes in float64 and rounds once at the end)."""
+    return "float32" if dtype in ("float32", "float16") else "float64"
+
+
+def resize_params(axes: Sequence[ResizeAxis], dtype: str) -> list[tuple[str, np.ndarray]]:
+    """The tables of ``axes`` in `resize`'s parameter order (after X), named: per axis its index
+    table, its weight table (in the accumulation dtype) when weighted, its inside mask when it
+    extrapolates."""
+    acc = np.float32 if resize_acc_dtype(dtype) == "float32" else np.float64
+    out: list[tuple[str, np.ndarray]] = []
+    for a in axes:
+        out.append((f"index{a.axis}", a.index))
+        if a.weight is not None:
+            out.append((f"weight{a.axis}", a.weight.astype(acc)))
+        if a.inside is not None:
+            out.append((f"inside{a.axis}", a.inside.astype(np.bool_)))
+    return out
+
+
+# what a resize result saturates to, as the reference's saturating cast (int64: the largest
+# float64 below 2**63, as converting 2**63 itself overflows)
+_RESIZE_RANGE: dict[str, tuple[float, float]] = {
+    "int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "int32": (-(1 << 31), (1 << 31) - 1),
+    "int64": (-(1 << 63), (1 << 63) - 1024), "float16": (-65504.0, 65504.0)}
+
+
+def _resize_fill(fill: float, dtype: str) -> float:
+    """The extrapolation value as an output of ``dtype`` holds it (rounded and saturated)."""
+    if dtype == "bool":
+        return float(fill != 0)
+    lo, hi = _RESIZE_RANGE.get(dtype, (-math.inf, math.inf))
+    v = float(np.round(fill)) if not dtype.startswith("float") else fill
+    return min(max(v, lo), hi)
+
+
+def _saturate(v: Expr, acc: str, dtype: str) -> Expr:
+    """An accumulated float ``v`` as ``dtype``: integers round half to even first; both clip to range."""
+    if dtype == acc:
+        return v
+    if not dtype.startswith("float"):
+        v = call("round", v, dtype=acc)
+    lo, hi = _RESIZE_RANGE.get(dtype, (-math.inf, math.inf))
+    return Cast(dtype, Min(Max(v, FloatImm(lo, acc)), FloatImm(hi, acc)))
+
+
+_Tab = tuple[int, Buffer, "Buffer | None", "Buffer | None"]  # axis, index, weight, inside mask
+
+
+def _resize_gather(x: Buffer, tabs: Sequence[_Tab], i: tuple[Var, ...], fill: float, dtype: str) -> Expr:
+    """``x`` read through the index tables of the unweighted axes; ``fill`` where any extrapolates."""
+    src: list[Expr] = list(i)
+    ok: Expr | None = None
+    for ax, idx, _, m in tabs:
+        src[ax] = idx[0, i[ax]]  # type: ignore[assignment]
+        if m is not None:
+            ok = m[i[ax]] if ok is None else and_(ok, m[i[ax]])  # type: ignore[assignment]
+    v: Expr = x[tuple(src)]  # type: ignore[assignment]
+    return v if ok is None else select(ok, v, _const(fill, dtype))
+
+
+def _resize_stage(fb: FuncBuilder, src: Buffer, shape: Shape, ax: int, idx: Buffer, w: Buffer, m: Buffer | None,
+                  acc: str, out_dtype: str, fill: float, last: bool) -> Buffer:
+    """One weighted axis: ``Σ_t w[t, o] · src[.., idx[t, o], ..]`` in ``acc``, then the
+    extrapolation value where ``m`` is False and (last stage) the conversion to ``out_dtype``."""
+    def tap(i: tuple[Var, ...], r: tuple[Var, ...]) -> Expr:
+        at = list(i)
+        at[ax] = idx[r[0], i[ax]]  # type: ignore[assignment]
+        v: Expr = src[tuple(at)]  # type: ignore[assignment]
+        return w[r[0], i[ax]] * (Cast(acc, v) if src.dtype != acc else v)  # type: ignore[operator]
+
+    post = m is not None or out_dtype != acc
+    s = fb.reduce("Y" if last and not post else f"S{ax}", shape, acc, (idx.shape[0].value,), tap)  # type: ignore[attr-defined]
+    if not post:
+        return s
+
+    def fin(*i: Var) -> Expr:
+        v: Expr = s[i]  # type: ignore[assignment]
+        if m is not None:
+            v = select(m[i[ax]], v, FloatImm(fill, acc))
+        return _saturate(v, acc, out_dtype)
+
+    return fb.compute("Y" if last else f"T{ax}", shape, out_dtype, fin)
+
+
+def resize(shape: Shape, dtype: str, out_shape: Shape, axes: Sequence[ResizeAxis], fill: float = 0.0) -> PrimFunc:
+    """ONNX Resize of ``X`` (``shape``) to ``out_shape`` by per-axis tap tables (`resize_axis`).
+
+    Parameters: X, the tables of `resize_params` (so the kernel depends on the tables' shapes
+    only, not their values), then Y. Axes without weights (nearest) are gathered in one stage;
+    each weighted axis is then one reduction over its taps, ``Σ w[t, o] · in[.., index[t, o], ..]``
+    (separable, in the reference's order), accumulating in `resize_acc_dtype`; outputs where an
+    axis extrapolates take ``fill``. Integers round half to even and saturate at the end."""
+    fb = FuncBuilder("resize")
+    x = fb.input("X", shape, dtype)
+    acc = resize_acc_dtype(dtype)
+    tabs: list[_Tab] = []
+    for a in axes:
+        idx = fb.input(f"I{a.axis}", a.index.shape, "int32")
+        w = fb.input(f"W{a.axis}", a.index.shape, acc) if a.weight is not None else None
+        m = fb.input(f"M{a.axis}", (a.size,), "bool") if a.inside is not None else None
+        tabs.append((a.axis, idx, w, m))
+    gathered = [t for t in tabs if t[2] is None]
+    weighted = [t for t in tabs if t[2] is not None]
+    cur, cur_shape = x, list(shape)
+    if gathered or not weighted:  # (no resized axis at all: a copy)
+        for t in gathered:
+            cur_shape[t[0]] = out_shape[t[0]]
+        g_fill = _resize_fill(fill, dtype)
+        cur = fb.compute("G" if weighted else "Y", cur_shape, dtype,
+                         lambda *i: _resize_gather(x, gathered, i, g_fill, dtype))
+    for k, (ax, idx, w, m) in enumerate(weighted):
+        cur_shape[ax] = out_shape[ax]
+        last = k == len(weighted) - 1
+        cur = _resize_stage(fb, cur, tuple(cur_shape), ax, idx, w, m, acc,  # type: ignore[arg-type]
+                            dtype if last else acc, fill, last)
+    return fb.build([cur])
 
 
 def batch_norm(shape: Shape, dtype: str, epsilon: float = 1e-5) -> PrimFunc:
