@@ -10,6 +10,7 @@ thread pool (the compiled code runs without the GIL).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from .threads import native_pool
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)  # once: a call costs µs
 
 
 def _new_machine() -> llvm.TargetMachine:
@@ -61,7 +63,7 @@ def _pool() -> ThreadPoolExecutor:
     with _lock:
         pool = _state.get("pool")
         if pool is None:
-            pool = _state["pool"] = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1),
+            pool = _state["pool"] = ThreadPoolExecutor(max_workers=max(1, CPUS - 1),
                                                        thread_name_prefix="vta-cpu")
         return pool  # type: ignore[return-value]
 
@@ -131,6 +133,7 @@ class CpuKernel:
 
     def __post_init__(self) -> None:
         self._scratch_ptrs = [s.ctypes.data for s in self._scratch]
+        self._addrs = [ctypes.cast(f, ctypes.c_void_p).value for f in self._fn]  # type: ignore[attr-defined]
         self._argv_type = ctypes.c_void_p * (len(self.sig.params) + len(self._scratch))
 
     @property
@@ -173,24 +176,33 @@ class CpuKernel:
 
     def run_argv(self, argv: ctypes.Array, threads: int | None = None) -> None:  # type: ignore[type-arg]
         """Run on an argument vector from `argv` (the caller keeps what it points to alive)."""
-        for fn, (_, n, work) in zip(self._fn, self.sig.stages):  # type: ignore[call-overload]
+        for i, (fn, (_, n, work)) in enumerate(zip(self._fn, self.sig.stages)):  # type: ignore[call-overload]
             workers = 1 if n is None or (threads is None and work < PARALLEL_WORK) else \
-                max(1, min(threads or os.cpu_count() or 1, n))
+                max(1, min(threads or CPUS, n))
             if workers == 1:
                 fn(argv, 0, n or 0)
                 continue
-            bounds = [int(x) for x in np.linspace(0, n, workers + 1)]
-            chunks = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
-            if threads_native():
+            chunks = _chunks(n, workers)
+            if _NATIVE:
                 pool = native_pool()
                 if len(chunks) - 1 <= pool.workers:
-                    if not pool.run(ctypes.cast(fn, ctypes.c_void_p).value, argv, chunks, fn):  # type: ignore[arg-type]
+                    if not pool.run(self._addrs[i], argv, chunks, fn):
                         fn(argv, 0, n)  # another thread has the workers
                     continue
             futures = [_pool().submit(fn, argv, lo, hi) for lo, hi in chunks[1:]]
             fn(argv, *chunks[0])  # the calling thread takes a share too, instead of only waiting
             for f in futures:
                 f.result()
+
+
+_NATIVE = threads_native()
+
+
+@functools.lru_cache(maxsize=4096)
+def _chunks(n: int, workers: int) -> list[tuple[int, int]]:
+    """``range(n)`` in ``workers`` near-equal nonempty chunks."""
+    bounds = [n * k // workers for k in range(workers + 1)]
+    return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
 
 
 def compile_cpu(func: PrimFunc) -> CpuKernel:
