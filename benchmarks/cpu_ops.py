@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from onnx_models import bert_style, resnet_style  # noqa: E402
+from onnx_models import bert_style, mobilenet_style, resnet_style  # noqa: E402
 
 from vta.compiler.graph import import_onnx  # noqa: E402
 from vta.compiler.graph.build import compile_module  # noqa: E402
@@ -48,11 +48,23 @@ def cases() -> list[tuple[str, onnx.ModelProto, dict[str, np.ndarray]]]:
     out = [
         ("conv 3x3 32->32 28x28", _single("Conv", {"x": (1, 32, 28, 28)}, (1, 32, 28, 28), {"w": f(32, 32, 3, 3) * 0.1},
                                            kernel_shape=[3, 3], pads=[1, 1, 1, 1]), {"x": f(1, 32, 28, 28)}),
+        ("conv 3x3 64->64 56x56", _single("Conv", {"x": (1, 64, 56, 56)}, (1, 64, 56, 56), {"w": f(64, 64, 3, 3) * 0.1},
+                                           kernel_shape=[3, 3], pads=[1, 1, 1, 1]), {"x": f(1, 64, 56, 56)}),
+        ("depthwise 3x3 64ch 56x56", _single("Conv", {"x": (1, 64, 56, 56)}, (1, 64, 56, 56),
+                                              {"w": f(64, 1, 3, 3) * 0.1}, kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                                              group=64), {"x": f(1, 64, 56, 56)}),
         ("matmul 256x256x256", _single("MatMul", {"a": (256, 256)}, (256, 256), {"b": f(256, 256)}), {"a": f(256, 256)}),
+        ("dense 1x512 -> 1000", _single("Gemm", {"a": (1, 512)}, (1, 1000), {"b": f(1000, 512), "c": f(1000)},
+                                        transB=1), {"a": f(1, 512)}),
+        ("maxpool 3x3/2 64x112x112", _single("MaxPool", {"x": (1, 64, 112, 112)}, (1, 64, 56, 56), {},
+                                             kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+         {"x": f(1, 64, 112, 112)}),
+        ("erf (gelu) 128x3072", _single("Erf", {"x": (128, 3072)}, (128, 3072), {}), {"x": f(128, 3072)}),
         ("softmax 64x1000", _single("Softmax", {"x": (64, 1000)}, (64, 1000), {}, axis=-1), {"x": f(64, 1000)}),
         ("layernorm 128x768", _single("LayerNormalization", {"x": (128, 768)}, (128, 768),
                                       {"g": f(768), "b": f(768)}, axis=-1), {"x": f(128, 768)}),
         ("model resnet_style 1x3x16x16", resnet_style(), {"input": f(1, 3, 16, 16)}),
+        ("model mobilenet_style 2x3x16x16", mobilenet_style(), {"input": f(2, 3, 16, 16)}),
         ("model bert_style 1x8", bert_style(), {"ids": rng.integers(0, 50, (1, 8)).astype(np.int64),
                                                 "mask": np.ones((1, 8), np.int64)}),
     ]

@@ -244,3 +244,20 @@ def test_parallel_kernels_from_several_threads_at_once() -> None:
     for t in ts:
         t.join(timeout=60)
     assert not any(t.is_alive() for t in ts) and not bad
+
+
+@pytest.mark.parametrize("op", ["erf", "tanh"])
+def test_inline_erf_and_tanh(op: str) -> None:
+    import math
+
+    x = np.concatenate([np.linspace(-9, 9, 4001), [0.0, -0.0, 1e-8, -3e-4, 5e-4, np.inf, -np.inf, np.nan]])
+    x = x.astype(np.float32)
+    c = np.zeros_like(x)
+    kern = compile_cpu(_elementwise(op, x.size, "float32", "float32", lambda v: call(op, v)))
+    assert "x float>" in kern.optimized_ir and f"{op}f" not in kern.optimized_ir  # inline, vectorized
+    kern(x, c)
+    fn = getattr(math, op)
+    ref = np.array([fn(v) if not np.isnan(v) else np.nan for v in x.astype(float)])
+    finite = ~np.isnan(ref)
+    np.testing.assert_allclose(c[finite], ref[finite], rtol=6e-7, atol=1e-37)
+    assert np.isnan(c[-1]) and c[-3] == 1.0 and c[-2] == -1.0

@@ -36,6 +36,7 @@ from vta.compiler.tir.stmt import (
 )
 from vta.isa.errors import VTAError
 
+from . import mathfn
 from .groups import groups, stages
 from .lanes import lane_chunks, vector_lanes
 
@@ -523,7 +524,7 @@ class _Gen:
         ty = args[0].type if args else llvm_type(e.dtype)
         if e.op in ("exp", "sigmoid") and e.dtype == "float32":  # inline, so loops around it vectorize
             x = args[0] if e.op == "exp" else b.fneg(args[0])
-            ex = self.exp_f32(x)
+            ex = mathfn.exp_f32(b, x, self.intrinsic)
             return ex if e.op == "exp" else b.fdiv(ir.Constant(ty, 1.0), b.fadd(ir.Constant(ty, 1.0), ex))
         intrinsic = {"exp": "llvm.exp", "log": "llvm.log", "sqrt": "llvm.sqrt", "abs": "llvm.fabs",
                      "floor": "llvm.floor", "ceil": "llvm.ceil", "round": "llvm.roundeven", "sin": "llvm.sin",
@@ -538,7 +539,9 @@ class _Gen:
             return b.fdiv(ir.Constant(ty, 1.0), b.fadd(ir.Constant(ty, 1.0), ex))
         if e.op == "rsqrt":
             return b.fdiv(ir.Constant(ty, 1.0), b.call(self.intrinsic("llvm.sqrt", ty), args))
-        # tanh and erf come from the C math library
+        if e.op in ("erf", "tanh") and e.dtype == "float32":  # inline too (rational approximations)
+            return mathfn.erf_f32(b, args[0]) if e.op == "erf" else mathfn.tanh_f32(b, args[0], self.intrinsic)
+        # float64 tanh and erf come from the C math library
         name = {"float32": f"{e.op}f", "float64": e.op}.get(e.dtype)
         if name is None:
             raise CodegenError(f"{e.op} is not available in {e.dtype}")
@@ -551,28 +554,6 @@ class _Gen:
             out = b.insert_element(out, b.call(fn, [b.extract_element(args[0], ir.Constant(I64, k))]),
                                    ir.Constant(I64, k))
         return out
-
-
-    def exp_f32(self, x: ir.Value) -> ir.Value:
-        """``exp(x)`` in float32 as straight-line code (Cephes' expf: range reduction by ln 2 in
-        two parts, a degree-7 polynomial, the exponent set through the bits): within 2 ulp of
-        the C library, +inf above 88.72 and 0 below -103.97, and free of calls, so the loop
-        vectorizer takes the loops around it."""
-        b, f32, i32 = self.b, x.type, self.ty("int32", x)
-        c = lambda v: ir.Constant(f32, v)  # noqa: E731
-        hi, lo = c(88.3762626647949), c(-87.3365478515625)
-        xc = b.select(b.fcmp_ordered(">", x, hi), hi, b.select(b.fcmp_ordered("<", x, lo), lo, x))
-        n = b.call(self.intrinsic("llvm.floor", f32), [b.fadd(b.fmul(xc, c(1.44269504088896341)), c(0.5))])
-        r = b.fsub(b.fsub(xc, b.fmul(n, c(0.693359375))), b.fmul(n, c(-2.12194440e-4)))
-        p = c(1.9875691500e-4)
-        for k in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
-            p = b.fadd(b.fmul(p, r), c(k))
-        p = b.fadd(b.fadd(b.fmul(b.fmul(p, r), r), r), c(1.0))
-        scale = b.bitcast(b.shl(b.add(b.fptosi(n, i32), ir.Constant(i32, 127)), ir.Constant(i32, 23)), f32)
-        y = b.fmul(p, scale)
-        y = b.select(b.fcmp_ordered(">", x, c(88.72283905206835)), c(float("inf")), y)
-        y = b.select(b.fcmp_ordered("<", x, c(-103.97207708)), c(0.0), y)
-        return b.select(b.fcmp_unordered("uno", x, x), x, y)  # NaN stays NaN
 
 
 _FAST = ("reassoc", "contract")
