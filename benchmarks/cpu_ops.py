@@ -2,7 +2,7 @@
 matmul, softmax, layer norm) and whole float models, each as an ONNX model compiled by
 `vta.compiler.graph` (host only) and run by the graph executor, against an onnxruntime
 session on the same model with the same thread count. Median of --repeat runs after a
-warm-up; outputs are checked to agree.
+warm-up, each runtime timed alone; outputs are checked to agree.
 
     python benchmarks/cpu_ops.py [--repeat 7] [--threads 2] [--json]
 """
@@ -72,6 +72,9 @@ def cases() -> list[tuple[str, onnx.ModelProto, dict[str, np.ndarray]]]:
 
 
 def _median(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    """Median of ``repeat`` timed runs after a warm-up, once the other runtime's threads have
+    gone quiet (both spin for a while after a run, and this machine has two cores)."""
+    time.sleep(0.05)
     fn()
     ts = []
     for _ in range(repeat):

@@ -75,6 +75,8 @@ def _register_tile(sch: Schedule, block: str) -> bool:
     if len(spatial) < 2 or not reduce_:
         return False
     b = spatial[-1]
+    if not _steps_evenly(sch, block, b):
+        return False
     a = _row_loop(sch, block, spatial[:-1], b)
     ea, eb = sch._loop(a).extent, sch._loop(b).extent
     if not (isinstance(ea, IntImm) and isinstance(eb, IntImm)):
@@ -127,6 +129,21 @@ def _row_loop(sch: Schedule, block: str, candidates: list[Var], cols: Var) -> Va
         if _extent(sch, v) > 1 and not any(v in free_vars(i) for ld in moving for i in ld):
             return v
     return candidates[-1]
+
+
+MAX_STEP = 2  # a column operand striding further than this (a transposed matrix) is read better along the reduction
+
+
+def _steps_evenly(sch: Schedule, block: str, cols: Var) -> bool:
+    """Whether every read that moves with ``cols`` moves along its last dimension only, by at
+    most `MAX_STEP` elements per column (vector loads, or cheap strided ones)."""
+    for idx in _block_loads(sch, block):
+        if not any(cols in free_vars(i) for i in idx):
+            continue
+        last = linear_form(idx[-1])
+        if any(cols in free_vars(i) for i in idx[:-1]) or last is None or not 0 < last.coeffs.get(cols, 0) <= MAX_STEP:
+            return False
+    return True
 
 
 def _extent(sch: Schedule, v: Var) -> int:
