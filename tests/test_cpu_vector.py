@@ -90,24 +90,60 @@ def test_arithmetic_casts_and_calls() -> None:
     assert "<16 x float>" in ir_text and "<8 x i32>" in ir_text
 
 
-def test_loops_it_leaves_scalar_still_compute_right() -> None:
-    """A select whose taken branch reads memory out of bounds otherwise (padding), with a
-    condition that differs per lane, stays a scalar loop; so does a loop with a loop inside."""
+def test_selects_read_only_the_lanes_that_take_the_branch() -> None:
+    """A padding select (reads out of bounds in the lanes that do not take it) and a gather
+    through indices that are wild in those lanes: vector code with a masked load and a
+    masked gather; an unmasked read of index 2**30 would fault."""
     n = 12
     fb = FuncBuilder("pad")
     x = fb.input("X", (n,), "float32")
+    idx = fb.input("I", (n + 4,), "int32")
     y = fb.compute("Y", (n + 4,), "float32",
                    lambda j: select(and_(j >= 2, j < n + 2), x[j - 2], FloatImm(-1.0)))
-    f = _vectorize_inner(fb.build([y]))
+    z = fb.compute("Z", (n + 4,), "float32",
+                   lambda j: select(idx[j] < IntImm(n), x[Max(idx[j], IntImm(0))], FloatImm(0.5)))
+    f = _vectorize_inner(fb.build([y, z]))
     loop = next(s for s in walk_stmt(f.body) if isinstance(s, For) and s.kind == "vectorized")
-    assert vector_lanes(loop) == 0
+    assert vector_lanes(loop) == n + 4
     xs = np.arange(n, dtype=np.float32)
-    out = np.zeros(n + 4, np.float32)
-    compile_cpu(f)(xs, out)
-    assert out.tolist() == [-1, -1, *range(n), -1, -1]
+    ids = np.array([3, 1 << 30, 0, 11, -5, 1 << 30, 7, 2, 1 << 29, 4, 4, 12, 9, 1, 1 << 30, 6], np.int32)
+    ir_text = _check(f, [xs, ids, np.zeros(n + 4, np.float32), np.zeros(n + 4, np.float32)])
+    assert "llvm.masked.load" in ir_text and "llvm.masked.gather" in ir_text
+
+
+def test_loops_it_leaves_scalar_still_compute_right() -> None:
+    """A block guarded by a condition that differs between lanes (the tail of a split that
+    does not divide) stays a scalar loop."""
+    fb = FuncBuilder("tail")
+    x = fb.input("X", (20,), "float32")
+    y = fb.compute("Y", (20,), "float32", lambda j: x[j] * FloatImm(2.0))
+    sch = Schedule(fb.build([y]))
+    _, inner = sch.split(sch.get_loops(sch.get_block("Y"))[0], [None, 16])
+    sch.vectorize(inner)
+    loop = next(s for s in walk_stmt(sch.func.body) if isinstance(s, For) and s.kind == "vectorized")
+    assert vector_lanes(loop) == 0
+    xs = np.arange(20, dtype=np.float32)
+    _check(sch.func, [xs, np.zeros(20, np.float32)])
 
 
 def test_lane_chunks() -> None:
     assert lane_chunks(28) == [(0, 16), (16, 8), (24, 4)]
     assert lane_chunks(7) == [(0, 4), (4, 2), (6, 1)]
     assert lane_chunks(32) == [(0, 32)]
+
+
+@pytest.mark.parametrize("step", [2, 3, 4])
+def test_strided_loads_plain_and_masked(step: int) -> None:
+    """Lanes a few elements apart: one contiguous masked load and a shuffle, with and without
+    a select that keeps some lanes off (a stride-2 pooling window's left padding)."""
+    n = 20
+    fb = FuncBuilder("strided")
+    x = fb.input("X", (step * n,), "float32")
+    y = fb.compute("Y", (n,), "float32", lambda j: x[j * step] + x[j * step + (step - 1)])
+    z = fb.compute("Z", (n,), "float32",
+                   lambda j: select(j * step - 1 >= IntImm(0), x[j * step - 1],
+                                    FloatImm(-7.0)))
+    f = _vectorize_inner(fb.build([y, z]))
+    xs = np.random.default_rng(step).standard_normal(step * n).astype(np.float32)
+    ir_text = _check(f, [xs, np.zeros(n, np.float32), np.zeros(n, np.float32)])
+    assert "llvm.masked.load" in ir_text and "shufflevector" in ir_text and "llvm.masked.gather" not in ir_text

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 from vta.compiler.tir.expr import (
-    Add, And, BinOp, Cmp, Expr, FloorDiv, FloorMod, IntImm, Max, Min, Mul, Not, Or, Select, Sub, Var, children,
+    Add, And, BinOp, Cmp, Expr, FloorDiv, FloorMod, IntImm, Max, Min, Mul, Not, Or, Select, Sub, Var, children, substitute,
 )
 from vta.compiler.tir.intrin import IntrinCall
 from vta.compiler.tir.scalar import FLOATS, Call, FloatImm, dtype_of
@@ -38,13 +38,14 @@ from vta.isa.errors import VTAError
 
 from . import mathfn
 from .groups import groups, stages
-from .lanes import lane_chunks, vector_lanes
+from .lanes import in_bounds, lane_chunks, vector_lanes
 
 I1, I8, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(64)
 PTR = ir.PointerType()
 _TYPES: dict[str, ir.Type] = {"int8": I8, "uint8": I8, "int16": ir.IntType(16), "int32": ir.IntType(32), "int64": I64,
                               "float16": ir.HalfType(), "float32": ir.FloatType(), "float64": ir.DoubleType(),
                               "bool": I1}
+MAX_STRIDE = 4  # lanes at most this many elements apart load contiguously and shuffle (further: gather)
 _UNROLL_LIMIT = 64  # an ``unrolled`` loop longer than this stays a loop
 
 
@@ -88,6 +89,9 @@ class _Gen:
         self.vector_loops: list[ir.MDValue] = []
         self.ranges: dict[Var, tuple[int, int]] = {}  # the constant-extent loops around (to prove reads in bounds)
         self.lanes = 0  # inside a loop emitted as vectors: its lane count
+        self.mask: ir.Value | None = None  # there: the lanes a load may touch (None: all)
+        self.binding: dict[Var, Expr] = {}  # there: the block iterators' values, in terms of the loops
+        self.lane_ranges: dict[Var, tuple[int, int]] = {}
         self.affine: dict[Var, tuple[ir.Value, int]] = {}  # there: index variables as (lane-0 value, step per lane)
         self._accumulate: Expr | None = None
         self._contract: tuple[Expr, ...] = ()
@@ -202,12 +206,14 @@ class _Gen:
             for start, width in lane_chunks(s.extent.value):  # type: ignore[attr-defined]
                 self.lanes = width
                 self.affine = {s.var: (ir.Constant(I64, start), 1)}
+                self.lane_ranges = {s.var: (start, start + width - 1)}
                 self.stmt(s.body, cx)
         finally:
-            self.lanes, self.affine = 0, {}
+            self.lanes, self.affine, self.mask, self.binding, self.lane_ranges = 0, {}, None, {}, {}
 
     def realize(self, s: BlockRealize, cx: _Ctx) -> None:
         if self.lanes:  # iterators that step evenly across lanes are kept as (base, step)
+            self.binding = {iv.var: substitute(v, self.binding) for iv, v in zip(s.block.iter_vars, s.iter_values)}
             for iv, v in zip(s.block.iter_vars, s.iter_values):
                 lin = self.lane_form(v, cx)
                 if lin is None:
@@ -349,6 +355,10 @@ class _Gen:
     def vload(self, buf: Buffer, indices: tuple[Expr, ...], cx: _Ctx) -> ir.Value:
         at, step = self.vaddress(buf, indices, cx)
         et, b = _mem_type(buf.dtype), self.b
+        if step is not None and 1 < step <= MAX_STRIDE and self.lanes > 1:
+            return self.strided_load(buf, at, step)
+        if self.mask is not None:
+            return self.masked_load(buf, at, step)
         if step == 0:
             return b.load(at, typ=et)
         vt = ir.VectorType(et, self.lanes)
@@ -358,6 +368,46 @@ class _Gen:
         for k, p in enumerate(self._lane_ptrs(buf, at, step)):
             out = b.insert_element(out, b.load(p, typ=et), ir.Constant(I64, k))
         return out
+
+    def strided_load(self, buf: Buffer, at: ir.Value, step: int) -> ir.Value:
+        """Lanes ``step`` elements apart as one contiguous masked load of ``lanes × step``
+        elements (only each lane's own element enabled, and only the lanes of ``self.mask``)
+        and a shuffle: no gather, and nothing past the last lane's element is touched."""
+        b, et, n = self.b, _mem_type(buf.dtype), self.lanes
+        wide = n * step
+        i32 = ir.IntType(32)
+        vi1 = ir.VectorType(I1, wide)
+        mask: ir.Value = ir.Constant(vi1, [int(j % step == 0) for j in range(wide)])
+        if self.mask is not None:
+            lanes = self.splat(self.mask)
+            spread = b.shuffle_vector(lanes, ir.Constant(lanes.type, ir.Undefined),
+                                      ir.Constant(ir.VectorType(i32, wide), [j // step for j in range(wide)]))
+            mask = b.and_(spread, mask)
+        vt = ir.VectorType(et, wide)
+        fn = self._declare(f"llvm.masked.load.v{wide}{_type_suffix(et)}.p0", vt, [PTR, i32, vi1, vt])
+        got = b.call(fn, [b.bitcast(at, PTR), ir.Constant(i32, max(1, _bits(buf.dtype) // 8)), mask, ir.Constant(vt, None)])
+        return b.shuffle_vector(got, ir.Constant(vt, ir.Undefined),
+                                ir.Constant(ir.VectorType(i32, n), [k * step for k in range(n)]))
+
+    def masked_load(self, buf: Buffer, at: ir.Value, step: int | None) -> ir.Value:
+        """The lanes of ``self.mask`` loaded (contiguous: a masked load; else a masked
+        gather), the others zero; no other lane's address is touched."""
+        b, et, n = self.b, _mem_type(buf.dtype), self.lanes
+        vt, mask = ir.VectorType(et, n), self.splat(self.mask)  # type: ignore[arg-type]
+        align, zero = ir.Constant(ir.IntType(32), max(1, _bits(buf.dtype) // 8)), ir.Constant(vt, None)
+        sfx = _type_suffix(et)
+        if step == 1:
+            fn = self._declare(f"llvm.masked.load.v{n}{sfx}.p0", vt, [PTR, ir.IntType(32), mask.type, vt])
+            return b.call(fn, [b.bitcast(at, PTR), align, mask, zero])
+        ptrs = ir.Constant(ir.VectorType(PTR, n), ir.Undefined)
+        for k, p in enumerate(self._lane_ptrs(buf, at, step)):
+            ptrs = b.insert_element(ptrs, b.bitcast(p, PTR), ir.Constant(I64, k))
+        fn = self._declare(f"llvm.masked.gather.v{n}{sfx}.v{n}p0", vt, [ptrs.type, ir.IntType(32), mask.type, vt])
+        return b.call(fn, [ptrs, align, mask, zero])
+
+    def _declare(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+        fn = self.module.globals.get(name)
+        return fn if fn is not None else ir.Function(self.module, ir.FunctionType(ret, args), name=name)
 
     def vstore(self, buf: Buffer, indices: tuple[Expr, ...], v: ir.Value, cx: _Ctx) -> None:
         at, step = self.vaddress(buf, indices, cx)
@@ -491,7 +541,9 @@ class _Gen:
     def select(self, e: Select, cx: _Ctx, dt: str) -> ir.Value:
         b = self.b
         cond = self.value(e.cond, cx, "bool")
-        if not (_has_load(e.t) or _has_load(e.f)) or isinstance(cond.type, ir.VectorType):  # lanes: proved in bounds
+        if isinstance(cond.type, ir.VectorType):  # lanes differ: both branches on vectors
+            return self.vselect(e, cond, cx, dt)
+        if not (_has_load(e.t) or _has_load(e.f)):
             t = self.convert(self.value(e.t, cx, dt), dtype_of(e.t) or dt, dt)
             f = self.convert(self.value(e.f, cx, dt), dtype_of(e.f) or dt, dt)
             return b.select(*self.match(cond, t, f))
@@ -514,6 +566,19 @@ class _Gen:
         phi.add_incoming(t, t_block)
         phi.add_incoming(f, f_block)
         return phi
+
+    def vselect(self, e: Select, cond: ir.Value, cx: _Ctx, dt: str) -> ir.Value:
+        """A lane-varying select: each branch computed for all lanes, its loads masked to the
+        lanes that take it unless they are provably in bounds."""
+        b, outer = self.b, self.mask
+        ranges = {**self.ranges, **self.lane_ranges}
+        vals = []
+        for branch, taken in ((e.t, cond), (e.f, b.not_(cond))):
+            if _has_load(branch) and not in_bounds(branch, self.binding, ranges):
+                self.mask = taken if outer is None else b.and_(outer, taken)
+            vals.append(self.convert(self.value(branch, cx, dt), dtype_of(branch) or dt, dt))
+            self.mask = outer
+        return b.select(*self.match(cond, *vals))
 
     def call(self, e: Call, cx: _Ctx) -> ir.Value:
         b = self.b
@@ -577,6 +642,10 @@ def _same(a: Expr, b: Expr) -> bool:
     if isinstance(a, BinOp):
         return _same(a.a, b.a) and _same(a.b, b.b)  # type: ignore[attr-defined]
     return False
+
+
+def _type_suffix(t: ir.Type) -> str:
+    return {"float": "f32", "double": "f64"}.get(str(t), str(t))  # i8, i16, i32, i64
 
 
 def _is_true(e: Expr) -> bool:

@@ -6,10 +6,11 @@ vector of that many lanes: loads and stores whose address moves by one element p
 become vector loads and stores, lane-invariant ones stay scalar and are broadcast, others
 are gathered and scattered lane by lane. The vectorize primitive admits only spatial loops
 (lanes are independent), so this is the loop's meaning. What the code generator cannot
-emit as vectors (a guarded block whose condition differs between lanes, a nested loop, a
-``select`` whose condition differs between lanes and whose branches read memory that is
-not provably in bounds: only the branch taken may be read) stays a scalar loop left to
-LLVM's loop vectorizer.
+emit as vectors (a guarded block whose condition differs between lanes, a nested loop)
+stays a scalar loop left to LLVM's loop vectorizer. A ``select`` whose condition differs
+between lanes computes both branches on vectors; where a branch reads memory that is not
+provably in bounds (`in_bounds`), its reads are masked loads and gathers that touch only
+the lanes taking that branch.
 """
 
 from __future__ import annotations
@@ -41,22 +42,6 @@ class _Check:
         """Whether ``e`` takes different values in different lanes."""
         return self.lane in free_vars(substitute(e, self.binding)) if self.binding else self.lane in free_vars(e)
 
-    def in_bounds(self, ld: BufferLoad) -> bool:
-        for i, d in zip(ld.indices, ld.buffer.shape):
-            r = bounds(substitute(i, self.binding), self.ranges)
-            if r is None or not isinstance(d, IntImm) or r[0] < 0 or r[1] >= d.value:
-                return False
-        return True
-
-    def expr_ok(self, e: Expr) -> bool:
-        """No select that must not read the branch it does not take (both are computed on vectors)."""
-        for x in _exprs(e):
-            if isinstance(x, Select) and self.varies(x.cond):
-                loads = [y for b in (x.t, x.f) for y in _exprs(b) if isinstance(y, BufferLoad)]
-                if not all(self.in_bounds(ld) for ld in loads):
-                    return False
-        return True
-
     def stmt_ok(self, s: Stmt) -> bool:
         if isinstance(s, SeqStmt):
             return all(self.stmt_ok(x) for x in s.stmts)
@@ -69,8 +54,21 @@ class _Check:
         if isinstance(s, Block):
             return s.init is None and not s.alloc_buffers and self.stmt_ok(s.body)
         if isinstance(s, BufferStore):
-            return all(self.expr_ok(i) for i in s.indices) and self.expr_ok(s.value)
+            return True
         return False  # a loop or anything else inside
+
+
+def in_bounds(e: Expr, binding: dict[Var, Expr], ranges: Ranges) -> bool:
+    """Whether every load in ``e`` is provably inside its buffer, for every value of the
+    variables in ``ranges`` (block iterators substituted by their ``binding``)."""
+    for ld in _exprs(e):
+        if not isinstance(ld, BufferLoad):
+            continue
+        for i, d in zip(ld.indices, ld.buffer.shape):
+            r = bounds(substitute(i, binding), ranges)
+            if r is None or not isinstance(d, IntImm) or r[0] < 0 or r[1] >= d.value:
+                return False
+    return True
 
 
 def lane_chunks(extent: int) -> list[tuple[int, int]]:
@@ -93,4 +91,4 @@ def vector_lanes(loop: For, ranges: Ranges | None = None) -> int:
     return loop.extent.value if _Check(loop.var, ranges).stmt_ok(loop.body) else 0
 
 
-__all__ = ["MAX_LANES", "lane_chunks", "vector_lanes"]
+__all__ = ["MAX_LANES", "in_bounds", "lane_chunks", "vector_lanes"]
