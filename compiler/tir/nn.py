@@ -408,9 +408,9 @@ def conv2d(x_shape: Shape, w_shape: Shape, dtype: str, strides: Sequence[int] = 
             return Cast(acc_dtype, xv) * Cast(acc_dtype, wv)
         return xv * wv  # type: ignore[operator]
 
-    y = fb.reduce("Acc" if bvec is not None else "Y", (n, o, oh, ow), acc_dtype, (cg, kh, kw), body)
-    if bvec is not None:
-        y = fb.compute("Y", (n, o, oh, ow), acc_dtype, lambda b_, oc, yy, xx: y[b_, oc, yy, xx] + bvec[oc])
+    # the bias starts the sum (one stage fewer than adding it afterwards)
+    y = fb.reduce("Y", (n, o, oh, ow), acc_dtype, (cg, kh, kw), body,
+                  init=(lambda i: bvec[i[1]]) if bvec is not None else None)  # type: ignore[index]
     return fb.build([y])
 
 

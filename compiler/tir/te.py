@@ -72,9 +72,9 @@ class FuncBuilder:
 
     def reduce(self, name: str, shape: Sequence[int], dtype: str, rshape: Sequence[int],
                fn: Callable[[tuple[Var, ...], tuple[Var, ...]], Expr], op: str = "sum",
-               init: Expr | None = None) -> Buffer:
+               init: Expr | Callable[[tuple[Var, ...]], Expr] | None = None) -> Buffer:
         """``name[i...] = op over r in rshape of fn(i, r)``, starting from ``init`` (the
-        reduction's identity by default)."""
+        reduction's identity by default; a function of the indices ``i``, e.g. a bias)."""
         shape = tuple(shape) or (1,)
         out = Buffer(name, shape, dtype)
         sp = [IterVar(Var(f"v{d}"), IntImm(n)) for d, n in enumerate(shape)]
@@ -82,9 +82,11 @@ class FuncBuilder:
         vs, rs = tuple(iv.var for iv in sp), tuple(iv.var for iv in rd)
         if init is None:
             init = _identity(op, dtype)
+        elif callable(init):
+            init = init(vs)
         value = fn(vs, rs)
         body = BufferStore(out, REDUCERS[op](out[vs], value), vs)  # type: ignore[arg-type]
-        blk = Block(name, (*sp, *rd), reads=(as_region(out[vs]), *_reads(value)),  # type: ignore[arg-type]
+        blk = Block(name, (*sp, *rd), reads=(as_region(out[vs]), *_reads(value), *_reads(init)),  # type: ignore[arg-type]
                     writes=(as_region(out[vs]),), body=body, init=BufferStore(out, init, vs))  # type: ignore[arg-type]
         loops = [(Var(f"i{d}"), n) for d, n in enumerate(shape)] + [(Var(f"k{d}"), n) for d, n in enumerate(rshape)]
         self.stages.append((out, _nest(loops, BlockRealize(tuple(v for v, _ in loops), IntImm(1), blk))))
