@@ -111,9 +111,9 @@ def test_selects_read_only_the_lanes_that_take_the_branch() -> None:
     assert "llvm.masked.load" in ir_text and "llvm.masked.gather" in ir_text
 
 
-def test_loops_it_leaves_scalar_still_compute_right() -> None:
-    """A block guarded by a condition that differs between lanes (the tail of a split that
-    does not divide) stays a scalar loop."""
+def test_split_tail_is_masked_and_nested_loops_stay_scalar() -> None:
+    """The tail of a split that does not divide (20 as 2 x 16, guarded) is a masked block:
+    masked loads and stores. A vectorized loop with a loop inside stays a scalar loop."""
     fb = FuncBuilder("tail")
     x = fb.input("X", (20,), "float32")
     y = fb.compute("Y", (20,), "float32", lambda j: x[j] * FloatImm(2.0))
@@ -121,9 +121,19 @@ def test_loops_it_leaves_scalar_still_compute_right() -> None:
     _, inner = sch.split(sch.get_loops(sch.get_block("Y"))[0], [None, 16])
     sch.vectorize(inner)
     loop = next(s for s in walk_stmt(sch.func.body) if isinstance(s, For) and s.kind == "vectorized")
-    assert vector_lanes(loop) == 0
+    assert vector_lanes(loop) == 16
     xs = np.arange(20, dtype=np.float32)
-    _check(sch.func, [xs, np.zeros(20, np.float32)])
+    ir_text = _check(sch.func, [xs, np.zeros(20, np.float32)])
+    assert "llvm.masked.store" in ir_text and "llvm.masked.load" in ir_text
+
+    fb = FuncBuilder("nest")
+    x2 = fb.input("X", (6, 5), "float32")
+    y2 = fb.compute("Y", (6, 5), "float32", lambda i, j: x2[i, j] + FloatImm(1.0))
+    sch = Schedule(fb.build([y2]))
+    sch.vectorize(sch.get_loops(sch.get_block("Y"))[0])
+    loop = next(s for s in walk_stmt(sch.func.body) if isinstance(s, For) and s.kind == "vectorized")
+    assert vector_lanes(loop) == 0
+    _check(sch.func, [np.arange(30, dtype=np.float32).reshape(6, 5), np.zeros((6, 5), np.float32)])
 
 
 def test_lane_chunks() -> None:
@@ -147,3 +157,22 @@ def test_strided_loads_plain_and_masked(step: int) -> None:
     xs = np.random.default_rng(step).standard_normal(step * n).astype(np.float32)
     ir_text = _check(f, [xs, np.zeros(n, np.float32), np.zeros(n, np.float32)])
     assert "llvm.masked.load" in ir_text and "shufflevector" in ir_text and "llvm.masked.gather" not in ir_text
+
+
+@pytest.mark.parametrize("width", [7, 14, 28])
+def test_register_tiles_with_masked_tails(width: int) -> None:
+    """Convolutions whose output width is not a multiple of the vector length: the default
+    schedule's tile (a masked tail where no divisor fills the registers) against numpy."""
+    from vta.compiler.cpu.schedule import default_schedule
+    from vta.compiler.tir import nn
+
+    c = 24
+    f = default_schedule(nn.conv2d((1, c, width, width), (c, c, 3, 3), "float32", pads=(1, 1, 1, 1), bias=True))
+    rng = np.random.default_rng(width)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((1, c, width, width), (c, c, 3, 3), (c,)))
+    y = np.zeros((1, c, width, width), np.float32)
+    compile_cpu(f)(x, w, b, y)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    ref = b[None, :, None, None] + sum(np.einsum("oi,nihw->nohw", w[:, :, i, j], xp[:, :, i:i + width, j:j + width])
+                                       for i in range(3) for j in range(3))
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)

@@ -38,7 +38,7 @@ from vta.isa.errors import VTAError
 
 from . import mathfn
 from .groups import groups, stages
-from .lanes import in_bounds, lane_chunks, vector_lanes
+from .lanes import in_bounds, lane_chunks, vector_lanes, within_slack
 
 I1, I8, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(64)
 PTR = ir.PointerType()
@@ -86,6 +86,7 @@ class _Gen:
         # the others are pointer parameters
         self.buffers = list(func.params) + [b for b in func.allocs if b.scope != "local"]
         self.locals = [b for b in func.allocs if b.scope == "local"]
+        self.scratch = {b for b in func.allocs if b.scope != "local"}  # allocated with `lanes.SLACK` to spare
         self.vector_loops: list[ir.MDValue] = []
         self.ranges: dict[Var, tuple[int, int]] = {}  # the constant-extent loops around (to prove reads in bounds)
         self.lanes = 0  # inside a loop emitted as vectors: its lane count
@@ -221,7 +222,16 @@ class _Gen:
                     self.affine.pop(iv.var, None)
                 else:
                     self.affine[iv.var] = lin
-            with self.b.if_then(self.value(s.predicate, cx, "bool")) if not _is_true(s.predicate) else _nothing():
+            pred = self.value(s.predicate, cx, "bool") if not _is_true(s.predicate) else None
+            if pred is not None and isinstance(pred.type, ir.VectorType):  # lanes differ: a masked block
+                outer = self.mask
+                self.mask = pred if outer is None else self.b.and_(self.splat(outer), pred)
+                try:
+                    self.block(s.block, cx)
+                finally:
+                    self.mask = outer
+                return
+            with self.b.if_then(pred) if pred is not None else _nothing():
                 self.block(s.block, cx)
             return
         values = [self.index(v, cx) for v in s.iter_values]
@@ -357,7 +367,8 @@ class _Gen:
         et, b = _mem_type(buf.dtype), self.b
         if step is not None and 1 < step <= MAX_STRIDE and self.lanes > 1:
             return self.strided_load(buf, at, step)
-        if self.mask is not None:
+        if self.mask is not None and not self.lanes_in_bounds(buf, indices) and not \
+                (buf in self.scratch and within_slack(BufferLoad(buf, indices), self.binding, self.all_ranges())):
             return self.masked_load(buf, at, step)
         if step == 0:
             return b.load(at, typ=et)
@@ -413,11 +424,38 @@ class _Gen:
         at, step = self.vaddress(buf, indices, cx)
         b = self.b
         v = self.splat(v)
+        # only the lanes of the mask (a masked store or scatter), except into a stack tile where
+        # every lane has its own place: the masked-off lanes' values are never read from there
+        if self.mask is not None and not (buf.scope == "local" and self.lanes_in_bounds(buf, indices)):
+            self.masked_store(buf, at, step, v)
+            return
         if step == 1:
             b.store(v, b.bitcast(at, v.type.as_pointer()), align=max(1, _bits(buf.dtype) // 8))
             return
         for k, p in enumerate(self._lane_ptrs(buf, at, step)):  # in lane order: the last lane's store wins
             b.store(b.extract_element(v, ir.Constant(I64, k)), p)
+
+    def all_ranges(self) -> dict[Var, tuple[int, int]]:
+        return {**self.ranges, **self.lane_ranges}
+
+    def lanes_in_bounds(self, buf: Buffer, indices: tuple[Expr, ...]) -> bool:
+        """Whether ``buf[indices]`` is inside the buffer in every lane, masked-off ones included."""
+        return in_bounds(BufferLoad(buf, indices), self.binding, self.all_ranges())
+
+    def masked_store(self, buf: Buffer, at: ir.Value, step: int | None, v: ir.Value) -> None:
+        b, et, n = self.b, _mem_type(buf.dtype), self.lanes
+        mask, i32 = self.splat(self.mask), ir.IntType(32)  # type: ignore[arg-type]
+        align = ir.Constant(i32, max(1, _bits(buf.dtype) // 8))
+        sfx = _type_suffix(et)
+        if step == 1:
+            fn = self._declare(f"llvm.masked.store.v{n}{sfx}.p0", ir.VoidType(), [v.type, PTR, i32, mask.type])
+            b.call(fn, [v, b.bitcast(at, PTR), align, mask])
+            return
+        ptrs = ir.Constant(ir.VectorType(PTR, n), ir.Undefined)
+        for k, p in enumerate(self._lane_ptrs(buf, at, step)):
+            ptrs = b.insert_element(ptrs, b.bitcast(p, PTR), ir.Constant(I64, k))
+        fn = self._declare(f"llvm.masked.scatter.v{n}{sfx}.v{n}p0", ir.VoidType(), [v.type, ptrs.type, i32, mask.type])
+        b.call(fn, [v, ptrs, align, mask])
 
     # ---- expressions ------------------------------------------------------------------
     def address(self, buf: Buffer, indices: tuple[Expr, ...], cx: _Ctx) -> ir.Value:

@@ -22,6 +22,7 @@ from vta.compiler.tir.interp import numpy_dtype
 from vta.compiler.tir.stmt import PrimFunc
 
 from .codegen import CodegenError, generate, stage_info
+from .lanes import SLACK
 from .threads import available as threads_native
 from .threads import native_pool
 
@@ -225,5 +226,7 @@ def load_cpu(llvm_ir: str, sig: Signature) -> CpuKernel:
         if not addr:
             raise CodegenError(f"the LLVM IR has no function {name}")
         fns.append(proto(addr))
-    scratch = [np.zeros(shape, numpy_dtype(dt)) for shape, dt in sig.allocs]
+    # intermediates get `lanes.SLACK` elements to spare: a masked-off lane may read past the end
+    scratch = [np.zeros(int(np.prod(shape)) + SLACK, numpy_dtype(dt))[:int(np.prod(shape))].reshape(shape)
+               for shape, dt in sig.allocs]
     return CpuKernel(sig, llvm_ir, str(mod), engine, fns, scratch)

@@ -6,8 +6,10 @@ vector of that many lanes: loads and stores whose address moves by one element p
 become vector loads and stores, lane-invariant ones stay scalar and are broadcast, others
 are gathered and scattered lane by lane. The vectorize primitive admits only spatial loops
 (lanes are independent), so this is the loop's meaning. What the code generator cannot
-emit as vectors (a guarded block whose condition differs between lanes, a nested loop)
-stays a scalar loop left to LLVM's loop vectorizer. A ``select`` whose condition differs
+emit as vectors (a nested loop, a reduction's init) stays a scalar loop left to LLVM's
+loop vectorizer. A block guarded by a condition that differs between lanes (the tail of a
+split that does not divide) is masked: its loads and stores touch only the lanes where the
+condition holds. A ``select`` whose condition differs
 between lanes computes both branches on vectors; where a branch reads memory that is not
 provably in bounds (`in_bounds`), its reads are masked loads and gathers that touch only
 the lanes taking that branch.
@@ -16,7 +18,7 @@ the lanes taking that branch.
 from __future__ import annotations
 
 from vta.compiler.tir.expr import Expr, IntImm, Select, Var, children, free_vars, substitute
-from vta.compiler.tir.simplify import Ranges, bounds
+from vta.compiler.tir.simplify import Ranges, bounds, simplify
 from vta.compiler.tir.stmt import Block, BlockRealize, BufferLoad, BufferStore, Evaluate, For, SeqStmt, Stmt
 
 MAX_LANES = 64  # a longer vectorized loop stays a loop
@@ -50,7 +52,7 @@ class _Check:
         if isinstance(s, BlockRealize):
             for iv, v in zip(s.block.iter_vars, s.iter_values):
                 self.binding[iv.var] = substitute(v, self.binding) if self.binding else v
-            return not self.varies(s.predicate) and self.stmt_ok(s.block)
+            return self.stmt_ok(s.block)  # a predicate that differs between lanes masks the block
         if isinstance(s, Block):
             return s.init is None and not s.alloc_buffers and self.stmt_ok(s.body)
         if isinstance(s, BufferStore):
@@ -65,10 +67,28 @@ def in_bounds(e: Expr, binding: dict[Var, Expr], ranges: Ranges) -> bool:
         if not isinstance(ld, BufferLoad):
             continue
         for i, d in zip(ld.indices, ld.buffer.shape):
-            r = bounds(substitute(i, binding), ranges)
+            r = bounds(simplify(substitute(i, binding)), ranges)  # simplified: i0*8 + i1 - i0*8 is i1
             if r is None or not isinstance(d, IntImm) or r[0] < 0 or r[1] >= d.value:
                 return False
     return True
+
+
+SLACK = 64  # elements allocated past the end of a kernel's intermediate buffers (see `within_slack`)
+
+
+def within_slack(buf_load: BufferLoad, binding: dict[Var, Expr], ranges: Ranges) -> bool:
+    """Whether the load's flat offset stays in ``[0, size + SLACK)`` for every value of the
+    variables: for an intermediate buffer (allocated with that slack) a lane may then read
+    past its row, a value a masked-off lane computes and nobody keeps."""
+    off: Expr = IntImm(0)
+    stride = 1
+    for i, d in reversed(list(zip(buf_load.indices, buf_load.buffer.shape))):
+        if not isinstance(d, IntImm):
+            return False
+        off = off + substitute(i, binding) * stride
+        stride *= d.value
+    r = bounds(simplify(off), ranges)
+    return r is not None and r[0] >= 0 and r[1] < stride + SLACK
 
 
 def lane_chunks(extent: int) -> list[tuple[int, int]]:
@@ -91,4 +111,4 @@ def vector_lanes(loop: For, ranges: Ranges | None = None) -> int:
     return loop.extent.value if _Check(loop.var, ranges).stmt_ok(loop.body) else 0
 
 
-__all__ = ["MAX_LANES", "in_bounds", "lane_chunks", "vector_lanes"]
+__all__ = ["MAX_LANES", "SLACK", "in_bounds", "lane_chunks", "vector_lanes", "within_slack"]

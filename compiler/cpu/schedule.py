@@ -101,16 +101,30 @@ def _register_tile(sch: Schedule, block: str) -> bool:
 
 
 def _tile(rows_extent: int, cols_extent: int, lanes: int) -> tuple[int, int] | None:
-    """(rows, cols) dividing the loops: columns the divisor of at most two vectors that fills
-    its vectors best, rows as many as the accumulator budget allows; None when the tile
-    would be under two vectors or its vectors less than half full."""
+    """(rows, cols): columns a divisor of the loop of at most two vectors filling the
+    registers best (the larger on ties) when that fills them at least half; otherwise one
+    or two whole vectors with a masked tail tile (14 as 16 with 2 lanes off: the tail's
+    masked reads cost more than a divisor's partly empty registers, so only then); rows
+    dividing their loop, as many as the accumulator budget allows. None when the tile would
+    be under two vectors or its registers less than `MIN_FILLED` full."""
     divisors = [d for d in range(1, min(cols_extent, 2 * lanes) + 1) if cols_extent % d == 0]
-    cols = max(divisors, key=lambda d: (d / (_registers(d, lanes) * lanes), d))
+    cols = max(divisors, key=lambda d: (_filled(d, cols_extent, lanes), d))
+    if _filled(cols, cols_extent, lanes) < 0.5:
+        cols = max([cols, lanes, *([2 * lanes] if 2 * lanes < 2 * cols_extent else [])],
+                   key=lambda d: (_filled(d, cols_extent, lanes), d))
     vecs = _registers(cols, lanes)
     rows = max((r for r in range(1, min(rows_extent, ACCUMULATORS // vecs, MAX_ROWS) + 1) if rows_extent % r == 0),
                default=1)
-    filled = cols / (vecs * lanes)
-    return (rows, cols) if rows * vecs >= 2 and rows * cols >= lanes and filled >= 0.5 else None
+    ok = rows * vecs >= 2 and rows * min(cols, cols_extent) >= lanes and _filled(cols, cols_extent, lanes) >= MIN_FILLED
+    return (rows, cols) if ok else None
+
+
+MIN_FILLED = 0.4  # a tile whose registers are emptier than this loses to the untiled loop
+
+
+def _filled(cols: int, extent: int, lanes: int) -> float:
+    """The share of register lanes doing work when ``extent`` columns run as tiles of ``cols``."""
+    return extent / (-(-extent // cols) * _registers(cols, lanes) * lanes)
 
 
 def _registers(cols: int, lanes: int) -> int:
