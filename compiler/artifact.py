@@ -4,7 +4,8 @@ any code from the file (no pickle) and refuses a version or config mismatch.
 Contents:
 
 - ``model.json``: format and version, the accelerator config (or null), the graph (values
-  with dtype, shape and quantization; nodes with op, device and attributes), and the steps;
+  with dtype, shape and quantization; nodes with op, device and attributes), and the steps
+  (each with the values of its kernel's inputs and of the node outputs it writes);
 - ``tensors.npz``: every constant and array attribute, read with ``allow_pickle=False``;
 - ``host/<k>.ll`` and the signatures in ``model.json``: the host kernels as LLVM IR, compiled
   for the loading machine when the artifact is opened;
@@ -32,7 +33,8 @@ from vta.compiler.tir.ops import Epilogue
 from vta.isa import Config, decode_insns, encode_insns
 
 FORMAT = "vta-model"
-FORMAT_VERSION = 2  # 2: host kernels are entered through an argument vector
+FORMAT_VERSION = 3  # 2: host kernels are entered through an argument vector; 3: steps list the outputs they write
+_READABLE = (2, 3)  # a format-2 step writes its node's first output only
 _RECORDS = {"Conv2d": Conv2d, "Dense": Dense, "Epilogue": Epilogue}
 
 
@@ -107,7 +109,7 @@ def save(exe: Executable, path: str | Path) -> None:
     files: dict[str, bytes] = {}
     steps, accel_meta = [], []
     for i, st in enumerate(exe.steps):
-        s: dict[str, Any] = {"node": i, "kind": st.kind}
+        s: dict[str, Any] = {"node": i, "kind": st.kind, "outputs": [vid(v) for v in st.outs]}
         if st.kind == "kernel":
             k = st.kernel
             if id(k) not in host:
@@ -155,7 +157,7 @@ def load(path: str | Path, config: Config | None = None) -> Executable:
             meta = json.loads(z.read("model.json"))
             if meta.get("format") != FORMAT:
                 raise GraphError(f"{path}: not a {FORMAT} file")
-            if meta.get("format_version") != FORMAT_VERSION or meta.get("vta_version") != _version():
+            if meta.get("format_version") not in _READABLE or meta.get("vta_version") != _version():
                 raise GraphError(f"{path}: compiled by vta {meta.get('vta_version')} (format "
                                  f"{meta.get('format_version')}); this is vta {_version()} (format {FORMAT_VERSION}): "
                                  "compile the model again")
@@ -191,11 +193,16 @@ def _rebuild(meta: dict[str, Any], arrays: Any, cfg: Config | None, z: zipfile.Z
     steps = []
     for s in meta["steps"]:
         n = nodes[s["node"]]
+        outs = _step_outputs(s, n, values)
         if s["kind"] == "kernel":
             k = s["kernel"]
             if k not in kernels:
                 kernels[k] = load_cpu(z.read(f"host/{k}.ll").decode(), Signature.from_dict(s["signature"]))
-            steps.append(Step(n, "kernel", kernels[k], [values[i] for i in s["args"]]))
+            args = [values[i] for i in s["args"]]
+            if len(kernels[k].sig.params) != len(args) + len(outs):
+                raise GraphError(f"step of node {n.name}: host kernel {k} takes {len(kernels[k].sig.params)} arrays, "
+                                 f"the step gives {len(args)} input(s) and {len(outs)} output(s)")
+            steps.append(Step(n, "kernel", kernels[k], args, outs=outs))
         elif s["kind"] == "accel":
             if cfg is None:
                 raise GraphError("an accelerator step without an accelerator config")
@@ -208,7 +215,16 @@ def _rebuild(meta: dict[str, Any], arrays: Any, cfg: Config | None, z: zipfile.Z
             segs = [SegmentSpec(sg["name"], sg["addr"], sg["dtype"], tuple(sg["shape"]), sg["output"])
                     for sg in am["segments"]]
             ak = AccelKernel(am["name"], cfg, insns, segs, uops, am["uop_addr"], tuple(am["params"]), am["stats"])
-            steps.append(Step(n, "accel", accel=ak, args=[values[i] for i in s["args"]]))
+            steps.append(Step(n, "accel", accel=ak, args=[values[i] for i in s["args"]], outs=outs))
         else:
-            steps.append(Step(n, "view"))
+            steps.append(Step(n, "view", outs=outs))
     return Executable(g, steps, 0.0, len(kernels), cfg, int(meta.get("accelerated", 0)))
+
+
+def _step_outputs(s: dict[str, Any], n: Node, values: list[Value]) -> list[Value]:
+    """The node outputs a saved step writes (format 2: the first alone), each one of the node's."""
+    outs = [values[i] for i in s["outputs"]] if "outputs" in s else n.outputs[:1]
+    if not outs or outs[0] is not n.outputs[0] or any(v not in n.outputs for v in outs):
+        raise GraphError(f"step of node {n.name}: its outputs {[v.name for v in outs]} are not the node's first "
+                         f"output and others of {[v.name for v in n.outputs]}")
+    return outs

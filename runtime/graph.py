@@ -159,7 +159,7 @@ def run_graph(exe: Executable, feeds: dict[str, np.ndarray], device: Device | No
     for st in exe.steps:
         n = st.node
         t0 = time.perf_counter()
-        out = n.outputs[0]
+        out = st.outs[0]
         if st.kind == "view":
             env[out.uid] = get(n.inputs[0]).reshape(out.static_shape())  # type: ignore[arg-type]
             report.ops.append(OpRecord(n.name, n.op, "view", time.perf_counter() - t0))
@@ -173,17 +173,18 @@ def run_graph(exe: Executable, feeds: dict[str, np.ndarray], device: Device | No
                 continue
             report.ops.append(_run_accel(st, x, env[out.uid], device, t0))  # type: ignore[arg-type]
             continue
-        res_arr = place(out)
+        res = [place(v) for v in st.outs]  # the kernel's parameters after its inputs: every output it writes
         args = [get(v) for v in st.args]
-        st.kernel(*[a.reshape(a.shape or (1,)) for a in args], res_arr)  # type: ignore[misc]
-        env[out.uid] = res_arr.reshape(out.static_shape())
+        st.kernel(*[a.reshape(a.shape or (1,)) for a in args], *res)  # type: ignore[misc]
+        for v, arr in zip(st.outs, res):
+            env[v.uid] = arr.reshape(v.static_shape())
         report.ops.append(OpRecord(n.name, n.op, "cpu", time.perf_counter() - t0))
     report.seconds = time.perf_counter() - t_all
     if keep:
         from vta.compiler.graph.ir import walk_values
 
         report.values = {v.name: env[v.uid] for v in walk_values(exe.graph) if v.uid in env}
-    return {v.name: get(v) for v in exe.outputs}, report
+    return {v.name: np.array(v.const) if v.const is not None else get(v) for v in exe.outputs}, report  # never the constant itself
 
 
 def calibrate(feeds_list: list[dict[str, np.ndarray]]):  # type: ignore[no-untyped-def]

@@ -41,11 +41,11 @@ class RunPlan:
         self.root: dict[int, int] = {}  # a view -> the value owning its bytes
         for st in exe.steps:
             if st.kind == "view":
-                src, out = st.node.inputs[0], st.node.outputs[0]
+                src, out = st.node.inputs[0], st.outs[0]
                 self.root[out.uid] = self.root.get(src.uid, src.uid)
         # per run: the inputs (the caller's arrays) and the values holding the outputs' bytes
         # (fresh arrays, so nothing returned is overwritten later and nothing is copied)
-        values = {v.uid: v for st in exe.steps for v in (*st.node.inputs, *st.node.outputs) if v is not None}
+        values = {v.uid: v for st in exe.steps for v in (*st.node.inputs, *st.outs) if v is not None}
         values.update({v.uid: v for v in (*exe.inputs, *exe.outputs)})
         self.inputs = {v.uid for v in exe.inputs}
         self.fresh = {}
@@ -73,7 +73,7 @@ class RunPlan:
             if st.kind != "kernel":
                 self.argv.append(None)
                 continue
-            vals = [*st.args, st.node.outputs[0]]
+            vals = [*st.args, *st.outs]  # a kernel's parameters: its inputs, then every output it writes
             arrays = [self._array(v, dummy) for v in vals]
             k = st.kernel
             av = k.argv(k.pointers([a.reshape(a.shape or (1,)) for a in arrays]))  # type: ignore[union-attr]
@@ -110,7 +110,7 @@ class RunPlan:
                 ops.append(OpRecord(n.name, n.op, "view", clock() - t0))
             else:
                 x = self._array(st.args[0], env)
-                ops.append(_run_accel(st, x, self._array(n.outputs[0], env), device, t0))  # type: ignore[arg-type]
+                ops.append(_run_accel(st, x, self._array(st.outs[0], env), device, t0))  # type: ignore[arg-type]
         return {v.name: self._output(v, shape, env) for v, shape in self.outputs}
 
     def _output(self, v: Value, shape: tuple[int, ...], env: dict[int, np.ndarray]) -> np.ndarray:

@@ -2,7 +2,9 @@
 (compiled once per distinct function and reused), or a view that moves no data.
 
 Kernels are cached by their loop-IR text, so the ten identical convolutions of a network
-compile once.
+compile once. A step writes its node's first output and each further output that something
+reads (another node or the graph's outputs): `Step.outs`, in the node's order, and a host
+kernel's parameters are its `Step.args`, then its `Step.outs`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from vta.compiler.cpu import CpuKernel, compile_cpu
 from vta.compiler.cpu.schedule import default_schedule
 from vta.compiler.tir.printer import func_str
+from vta.compiler.tir.stmt import PrimFunc
 from vta.isa import Config
 
 from .ir import Graph, GraphError, Module, Node, Value
@@ -23,12 +26,20 @@ from .passes import FLOAT_PASSES, PassContext, is_qdq, run_pipeline
 
 @dataclass
 class Step:
+    """One node as the executor runs it: a host kernel, an accelerator kernel or a view."""
+
     node: Node
     kind: str  # "kernel" (host), "accel" or "view"
     kernel: CpuKernel | None = None
     args: list[Value] = field(default_factory=list)  # kernel parameters among the node's inputs
     accel: object | None = None  # the `AccelKernel` of an accelerator step
     last_timeline: list = field(default_factory=list)  # type: ignore[type-arg]  # its last run's instructions
+    # the node outputs it writes, in the node's order (a kernel's parameters after ``args``); the first by default
+    outs: list[Value] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.outs:
+            self.outs = self.node.outputs[:1]
 
 
 @dataclass
@@ -82,10 +93,10 @@ def _compile_steps(mod: Module, config: Config | None, log: object | None, t0: f
     used = {v.uid for m in g.nodes for v in m.inputs if v is not None} | {v.uid for v in g.outputs}
     for n in g.nodes:
         d = OPS[n.op]
-        extra = [v.name for v in n.outputs[1:] if v.uid in used]
-        if extra:  # e.g. MaxPool's indices, LayerNormalization's saved statistics
-            raise GraphError(f"node {n.name} ({n.op}): output(s) {', '.join(extra)} are not supported (only the "
-                             "first output is computed)")
+        want = output_indices(n, used)
+        if (n.op in ACCEL_OPS or d.view) and len(want) > 1:  # accelerator kernels and views write one output
+            raise GraphError(f"node {n.name} ({n.op}): output(s) {', '.join(n.outputs[i].name for i in want[1:])} "
+                             "are not supported (only the first output is computed)")
         if n.op in ACCEL_OPS:
             from vta.compiler.accel.build import build
 
@@ -99,12 +110,36 @@ def _compile_steps(mod: Module, config: Config | None, log: object | None, t0: f
             continue
         if d.kernel is None:
             raise GraphError(f"node {n.name} ({n.op}) has no host kernel (its inputs are not constants)")
-        func, args = kernel_of(n)
+        func, args = kernel_of(n, want)
+        ins, outs = [n.inputs[i] for i in args], [n.outputs[i] for i in want]
+        _check_params(n, func, ins, outs)
         func = default_schedule(func)
         key = func_str(func)
         k = cache.get(key)
         if k is None:
             k = cache[key] = compile_cpu(func)
-        steps.append(Step(n, "kernel", k, [n.inputs[i] for i in args]))  # type: ignore[misc]
+        steps.append(Step(n, "kernel", k, ins, outs=outs))  # type: ignore[arg-type]
     host = len({id(st.kernel) for st in steps if st.kernel is not None})
     return Executable(g, steps, time.perf_counter() - t0 if t0 else 0.0, host, config, accelerated)
+
+
+def output_indices(n: Node, used: set[int]) -> tuple[int, ...]:
+    """The indices of the outputs of ``n`` that its step computes: the first, then each further
+    one in ``used`` (value ids that a node reads or the graph returns)."""
+    return (0, *(i for i, v in enumerate(n.outputs) if i and v.uid in used))
+
+
+def _check_params(n: Node, func: PrimFunc, ins: list[Value | None], outs: list[Value]) -> None:
+    """The kernel's parameters are ``ins`` then ``outs``, each of its value's shape and dtype (a
+    kernel built for other shapes is a compile error naming the node, not a failed run)."""
+    params = func.params
+    if len(params) != len(ins) + len(outs):
+        raise GraphError(f"node {n.name} ({n.op}): its kernel has {len(params)} parameters for {len(ins)} input(s) "
+                         f"and {len(outs)} output(s)")
+    for b, v in zip(params, [*ins, *outs]):
+        if v is None:
+            raise GraphError(f"node {n.name} ({n.op}): kernel parameter {b.name} is an omitted input")
+        shape = tuple(d.value for d in b.shape)  # type: ignore[attr-defined]
+        if shape != (v.static_shape() or (1,)) or b.dtype != v.dtype:
+            raise GraphError(f"node {n.name} ({n.op}): kernel parameter {b.name} is {b.dtype}{list(shape)}, but "
+                             f"the value bound to it, {v.name}, is {v.type_str()}")

@@ -7,6 +7,12 @@ node inputs that are its parameters, in order (inputs read at compile time, such
 Reshape's target shape or a Slice's bounds, are not parameters). Tables the compiler makes
 for a kernel (Resize's taps) are attached to the node as constant inputs after its ONNX
 ones (`_attach_consts`) and passed the same way.
+
+A kernel's parameters are those inputs, then its outputs. `kernel` computes the node's first
+output; an operator with several outputs (MaxPool's Indices, LayerNormalization's Mean and
+InvStdDev, TopK's Indices, BatchNormalization's running statistics in training mode) also has
+`multi(node, outputs)`, which computes the outputs of those indices (the first one first,
+ascending) in that order (`kernel_of`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ class OpDef:
     name: str
     kernel: Callable[[Node], Kernel] | None = None  # None: a view (or folded away)
     view: bool = False
+    # the kernel of the node's outputs of these indices (0 first, ascending), when it has several
+    multi: Callable[[Node, tuple[int, ...]], Kernel] | None = None
 
 
 def _shape(v: Value | None, node: Node, what: str) -> tuple[int, ...]:
@@ -131,16 +139,26 @@ def _conv(n: Node) -> Kernel:
 
 
 def _pool(op: str) -> OpDef:
-    def kernel(n: Node) -> Kernel:
+    def kernel(n: Node, outputs: tuple[int, ...] = (0,)) -> Kernel:
         xs = _shape(n.inputs[0], n, "input")
         k = tuple(n.attrs["kernel_shape"])
         s = tuple(n.attrs.get("strides", [1, 1]))
-        if len(k) != 2 or any(x != 1 for x in n.attrs.get("dilations", [1, 1])):
+        d = tuple(n.attrs.get("dilations", [1, 1]))
+        if len(k) != 2 or len(xs) != 4:
+            raise GraphError(f"node {n.name} ({op}): only 2-D pools are supported, got kernel {list(k)} on input "
+                             f"{list(xs)}")
+        if op != "MaxPool" and any(x != 1 for x in d):
             raise GraphError(f"node {n.name} ({op}): only 2-D pools without dilation are supported")
-        pads = _pads2d(n, xs, k, s, (1, 1))  # type: ignore[arg-type]
-        return nn.pool2d(op, xs, _dtype(n), k, s, pads, bool(n.attrs.get("count_include_pad", 0)),
-                         bool(n.attrs.get("ceil_mode", 0))), [0]
-    return OpDef(op, kernel)
+        order = int(n.attrs.get("storage_order", 0))
+        if order not in (0, 1):
+            raise GraphError(f"node {n.name} ({op}): storage_order {order} is not 0 (row-major) or 1 (column-major)")
+        pads = _pads2d(n, xs, k, s, d)  # type: ignore[arg-type]
+        try:
+            return nn.pool2d(op, xs, _dtype(n), k, s, pads, bool(n.attrs.get("count_include_pad", 0)),
+                             bool(n.attrs.get("ceil_mode", 0)), d, outputs, order), [0]
+        except ValueError as e:  # a window larger than the padded input
+            raise GraphError(f"node {n.name} ({op}): {e}") from None
+    return OpDef(op, kernel, multi=kernel if op == "MaxPool" else None)
 
 
 def _gemm(n: Node) -> Kernel:
@@ -155,12 +173,15 @@ def _softmax(log: bool) -> Callable[[Node], Kernel]:
     return lambda n: (nn.softmax(_shape(n.inputs[0], n, "input"), _dtype(n), int(n.attrs.get("axis", -1)), log), [0])
 
 
-def _layer_norm(n: Node) -> Kernel:
+def _layer_norm(n: Node, outputs: tuple[int, ...] = (0,)) -> Kernel:
+    """LayerNormalization; its Mean and InvStdDev are in the stash type, float32 (the only one)."""
+    stash = int(n.attrs.get("stash_type", 1))
+    if stash != 1:
+        raise GraphError(f"node {n.name} (LayerNormalization): stash_type {stash} is not supported (only 1: "
+                         "statistics in float32)")
     bias = n.input(2) is not None
-    if len(n.outputs) > 1 and any(o.name for o in n.outputs[1:]):
-        pass  # mean/inv-std outputs are for training; not produced
     f = nn.layer_norm(_shape(n.inputs[0], n, "input"), _dtype(n), int(n.attrs.get("axis", -1)),
-                      float(n.attrs.get("epsilon", 1e-5)), bias)
+                      float(n.attrs.get("epsilon", 1e-5)), bias, outputs, "float32")
     return f, [0, 1, 2] if bias else [0, 1]
 
 
@@ -342,9 +363,37 @@ def _cast(n: Node) -> Kernel:
     return nn.cast(_shape(n.inputs[0], n, "input"), _dtype(n), _DTYPES[int(n.attrs["to"])]), [0]
 
 
-def _batch_norm(n: Node) -> Kernel:
-    return nn.batch_norm(_shape(n.inputs[0], n, "input"), _dtype(n), float(n.attrs.get("epsilon", 1e-5))), \
-        [0, 1, 2, 3, 4]
+def _batch_norm(n: Node, outputs: tuple[int, ...] = (0,)) -> Kernel:
+    """BatchNormalization: with the given statistics (inference), or in training mode (opset 14
+    on) with the batch's, where its running_mean and running_var outputs are defined."""
+    xs, dt, eps = _shape(n.inputs[0], n, "input"), _dtype(n), float(n.attrs.get("epsilon", 1e-5))
+    extra = ", ".join(n.outputs[i].name for i in outputs[1:])
+    if not int(n.attrs.get("training_mode", 0)):
+        if extra:
+            raise GraphError(f"node {n.name} (BatchNormalization): output(s) {extra} are defined only in training "
+                             "mode (training_mode=1, opset 14 on); this node normalizes with its given statistics")
+        return nn.batch_norm(xs, dt, eps), [0, 1, 2, 3, 4]
+    if any(i > 2 for i in outputs):
+        raise GraphError(f"node {n.name} (BatchNormalization): output(s) {extra} are not supported (training mode "
+                         "has Y, running_mean and running_var)")
+    return nn.batch_norm_training(xs, dt, eps, float(n.attrs.get("momentum", 0.9)), outputs), [0, 1, 2, 3, 4]
+
+
+def _topk(n: Node, outputs: tuple[int, ...] = (0,)) -> Kernel:
+    """TopK (K an input from opset 10 on, an attribute before); values sorted whatever ``sorted`` says."""
+    xs = _shape(n.inputs[0], n, "input")
+    kc = _const(n, 1, "K")
+    if kc is None and "k" not in n.attrs:
+        raise GraphError(f"node {n.name} (TopK): K is missing")
+    if kc is not None and kc.size != 1:
+        raise GraphError(f"node {n.name} (TopK): K must hold one value, got shape {list(kc.shape)}")
+    k = int(kc.reshape(-1)[0]) if kc is not None else int(n.attrs["k"])
+    axis = int(n.attrs.get("axis", -1))
+    if not -len(xs) <= axis < len(xs):
+        raise GraphError(f"node {n.name} (TopK): axis {axis} is out of range for input {list(xs)}")
+    if not 1 <= k <= xs[axis]:
+        raise GraphError(f"node {n.name} (TopK): K {k} must be between 1 and {xs[axis]} (the length of axis {axis})")
+    return nn.topk(xs, _dtype(n), k, axis, bool(n.attrs.get("largest", 1)), outputs), [0]
 
 
 def _global_pool(op: str) -> OpDef:
@@ -418,9 +467,11 @@ OPS: dict[str, OpDef] = {d.name: d for d in [
     *(_global_pool(op) for op in ("GlobalAveragePool", "GlobalMaxPool")),
     OpDef("Clip", _clip), OpDef("Conv", _conv), OpDef("Gemm", _gemm), OpDef("MatMul", _matmul),
     OpDef("Softmax", _softmax(False)), OpDef("LogSoftmax", _softmax(True)),
-    OpDef("LayerNormalization", _layer_norm), OpDef("Transpose", _transpose), OpDef("Concat", _concat),
+    OpDef("LayerNormalization", _layer_norm, multi=_layer_norm), OpDef("Transpose", _transpose),
+    OpDef("Concat", _concat), OpDef("TopK", _topk, multi=_topk),
     OpDef("Slice", _slice), OpDef("Gather", _gather), OpDef("Where", _where), OpDef("Pad", _pad),
-    OpDef("Resize", _resize), OpDef("Cast", _cast), OpDef("BatchNormalization", _batch_norm),
+    OpDef("Resize", _resize), OpDef("Cast", _cast),
+    OpDef("BatchNormalization", _batch_norm, multi=_batch_norm),
     OpDef("Expand", _expand),
     *(_view(op) for op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")),
     *(_folded(op) for op in ("Shape", "Constant", "ConstantOfShape", "Size", "Range")),
@@ -442,8 +493,20 @@ OPS.update({d.name: d for d in [
 ]})
 
 
-def kernel_of(node: Node) -> Kernel:
+def kernel_of(node: Node, outputs: Sequence[int] = (0,)) -> Kernel:
+    """The host kernel of ``node`` that computes its outputs of indices ``outputs`` (the first
+    output first, ascending): the function, whose parameters are the node inputs of the
+    returned indices, then those outputs in order."""
     d = OPS.get(node.op)
     if d is None or d.kernel is None:
         raise GraphError(f"node {node.name}: op {node.op} has no host kernel")
-    return d.kernel(node)
+    outs = tuple(outputs)
+    if outs[:1] != (0,) or list(outs) != sorted(set(outs)) or outs[-1] >= len(node.outputs):
+        raise GraphError(f"node {node.name} ({node.op}): outputs {list(outs)} are not ascending indices of its "
+                         f"{len(node.outputs)} output(s) from 0")
+    if outs == (0,):
+        return d.kernel(node)
+    if d.multi is None:
+        raise GraphError(f"node {node.name} ({node.op}): output(s) {', '.join(node.outputs[i].name for i in outs[1:])} "
+                         "are not supported (only the first output is computed)")
+    return d.multi(node, outs)

@@ -4,8 +4,9 @@ the graph after any of them (``--dump-after``).
 - ``shape_inference``: every value has a dtype and a static shape (the model's input
   shapes bound at import), or the pass says which value does not;
 - ``fold_constants``: nodes whose inputs are all constants are evaluated at compile time
-  by ONNX's reference implementation (shape arithmetic, weight preprocessing), and
-  ``Shape`` of a statically shaped value becomes a constant;
+  by ONNX's reference implementation (shape arithmetic, weight preprocessing),
+  ``Shape`` of a statically shaped value becomes a constant, and so does an (inference)
+  Dropout's mask: all true;
 - ``fold_batchnorm``: a BatchNormalization after a Conv folds into its weights;
 - ``eliminate_dead``: nodes whose outputs nothing uses are removed;
 - ``import_qdq`` (with an accelerator config): the QDQ patterns of a quantized model become
@@ -59,6 +60,8 @@ def fold_constants(mod: Module) -> Module:
     g = mod.main
     kept = []
     for n in g.nodes:
+        if n.op == "Dropout" and len(n.outputs) > 1 and not all(v is None or v.is_const for v in n.inputs):
+            _fold_dropout_mask(n)
         if n.op == "Shape" and n.inputs[0] is not None and n.inputs[0].shape is not None and \
                 all(isinstance(d, int) for d in n.inputs[0].shape):
             shape = np.array(n.inputs[0].shape, np.int64)
@@ -77,6 +80,20 @@ def fold_constants(mod: Module) -> Module:
     return mod
 
 
+def _fold_dropout_mask(n: Node) -> None:
+    """An inference Dropout (`check_inference` refuses training) keeps every element: its mask
+    output is a constant of ones, and the node stays a view of its input with one output."""
+    from vta.compiler.tir.interp import numpy_dtype
+
+    mask = n.outputs[1]
+    shape = mask.shape if mask.shape is not None else n.inputs[0].shape if n.inputs[0] is not None else None
+    if shape is None or not all(isinstance(d, int) for d in shape):
+        raise GraphError(f"node {n.name} (Dropout): its mask {mask.name} has no static shape "
+                         f"({mask.type_str()}); give the model's input shapes")
+    _set_const(mask, np.ones(shape, numpy_dtype(mask.dtype or "bool")))  # type: ignore[arg-type]
+    n.outputs = n.outputs[:1]
+
+
 def _set_const(v: Value, a: np.ndarray) -> None:
     from .onnx_import import _np_dtype
 
@@ -87,10 +104,13 @@ def _set_const(v: Value, a: np.ndarray) -> None:
 
 
 def check_inference(mod: Module) -> Module:
-    """Refuse what only training does (a Dropout whose training_mode is not constant false)."""
+    """Refuse what only training does: a Dropout whose training_mode is not constant false, unless
+    its ratio is a constant 0 (it then drops nothing, as in inference)."""
     for n in mod.main.nodes:
         t = n.input(2) if n.op == "Dropout" else None
-        if t is not None and not (t.is_const and not t.const.any()):  # type: ignore[union-attr]
+        r = n.input(1)
+        if t is not None and not (t.is_const and not t.const.any()) and \
+                not (r is not None and r.is_const and not r.const.any()):  # type: ignore[union-attr]
             raise GraphError(f"node {n.name} (Dropout): training mode is not supported (inference only)")
     return mod
 
@@ -150,7 +170,8 @@ def fold_batchnorm(mod: Module) -> Module:
     for n in g.nodes:
         x = n.inputs[0] if n.inputs else None
         conv = x.producer if x is not None else None
-        if n.op == "BatchNormalization" and conv is not None and conv.op == "Conv" and len(users.get(x, [])) == 1 \
+        if n.op == "BatchNormalization" and _inference_only(n, g, users) and conv is not None and \
+                conv.op == "Conv" and len(users.get(x, [])) == 1 \
                 and conv.inputs[1] is not None and conv.inputs[1].is_const and \
                 all(v is not None and v.is_const for v in n.inputs[1:5]) and x not in g.outputs:
             gamma, beta, mean, var = (v.const.astype(np.float64) for v in n.inputs[1:5])  # type: ignore[union-attr]
@@ -169,6 +190,12 @@ def fold_batchnorm(mod: Module) -> Module:
         kept.append(n)
     g.nodes = kept
     return mod
+
+
+def _inference_only(n: Node, g: Graph, users: dict[Value, list[Node]]) -> bool:
+    """Whether BatchNormalization ``n`` normalizes with its given statistics and nothing reads its
+    other outputs (training mode uses the batch's statistics, so it does not fold)."""
+    return not n.attrs.get("training_mode", 0) and not any(users.get(v) or v in g.outputs for v in n.outputs[1:])
 
 
 def shape_inference(mod: Module) -> Module:

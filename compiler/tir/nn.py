@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .expr import And, Expr, FloorDiv, FloorMod, IntImm, Max, Min, Not, Or, Var, and_, ne_, select
+from .expr import And, Expr, FloorDiv, FloorMod, IntImm, Max, Min, Not, Or, Var, and_, eq_, ne_, not_, or_, select
 from .scalar import FloatImm, call, dtype_of
 from .stmt import Buffer, Cast, PrimFunc
 from .te import FuncBuilder
@@ -262,27 +262,54 @@ def _insert(i: tuple[Var, ...], ax: int) -> tuple[Expr, ...]:
     return (*i[:ax], IntImm(0), *i[ax:])
 
 
-def layer_norm(shape: Shape, dtype: str, axis: int = -1, epsilon: float = 1e-5, has_bias: bool = True) -> PrimFunc:
-    """LayerNormalization over the dimensions from ``axis`` on, with scale and (optional) bias."""
+def layer_norm(shape: Shape, dtype: str, axis: int = -1, epsilon: float = 1e-5, has_bias: bool = True,
+               outputs: Sequence[int] = (0,), stats_dtype: str | None = None) -> PrimFunc:
+    """LayerNormalization over the dimensions from ``axis`` on, with scale and (optional) bias.
+    ``outputs`` are the ONNX outputs to return, in order: 0 ``Y``, 1 ``Mean``, 2 ``InvStdDev``
+    (the statistics shaped as the input with the normalized dimensions 1, in ``stats_dtype``,
+    by default ``dtype``)."""
     ax = axis + len(shape) if axis < 0 else axis
+    if not 0 <= ax < len(shape):
+        raise ValueError(f"layer_norm: axis {axis} out of range for {len(shape)} dimensions")
+    _check_outputs("layer_norm", outputs, 3)
     outer, inner = shape[:ax], shape[ax:]
     n = math.prod(inner)
     fb = FuncBuilder("layer_norm")
     x = fb.input("X", shape, dtype)
     g = fb.input("Scale", inner, dtype)
     b = fb.input("B", inner, dtype) if has_bias else None
-    mean = fb.reduce("Mean", outer, dtype, inner, lambda i, r: x[(*i, *r)])
-    mu = fb.compute("Mu", outer, dtype, lambda *i: FloorDiv(mean[i], _const(n, dtype)))
-    var = fb.reduce("Var", outer, dtype, inner, lambda i, r: (x[(*i, *r)] - mu[i]) * (x[(*i, *r)] - mu[i]))
+
+    def row(i: Sequence[Expr]) -> tuple[Expr, ...]:  # a row's statistics; one row when axis is 0
+        return tuple(i[:ax]) or (IntImm(0),)
+
+    def at(i: tuple[Var, ...], r: tuple[Var, ...]) -> Expr:
+        return x[(*i[:ax], *r)]  # type: ignore[return-value]
+
+    total = fb.reduce("Sum", outer, dtype, inner, at)
+    mu = fb.compute("Mu", outer, dtype, lambda *i: FloorDiv(total[i], _const(n, dtype)))
+    var = fb.reduce("Var", outer, dtype, inner, lambda i, r: (at(i, r) - mu[i]) * (at(i, r) - mu[i]))
     rstd = fb.compute("Rstd", outer, dtype,
                       lambda *i: call("rsqrt", FloorDiv(var[i], _const(n, dtype)) + _const(epsilon, dtype), dtype=dtype))
 
     def out(*i: Var) -> Expr:
-        o, r = i[:ax], i[ax:]
+        o, r = row(i), i[ax:]
         v = (x[i] - mu[o]) * rstd[o] * g[r]
         return v + b[r] if b is not None else v
 
-    return fb.build([fb.compute("Y", shape, dtype, out)])
+    made = {0: fb.compute("Y", shape, dtype, out)}
+    sdt = stats_dtype or dtype
+    keep = (*outer, *(1,) * len(inner))
+    as_stat = (lambda e: e) if sdt == dtype else (lambda e: Cast(sdt, e))
+    for k, name, src in ((1, "Mean", mu), (2, "InvStdDev", rstd)):
+        if k in outputs:
+            made[k] = fb.compute(name, keep, sdt, lambda *i, src=src: as_stat(src[row(i)]))
+    return fb.build([made[k] for k in outputs])
+
+
+def _check_outputs(what: str, outputs: Sequence[int], count: int) -> None:
+    """``outputs``: distinct output indices below ``count``, ascending (the function's parameter order)."""
+    if not outputs or list(outputs) != sorted(set(outputs)) or not all(0 <= k < count for k in outputs):
+        raise ValueError(f"{what}: outputs {list(outputs)} must be distinct ascending indices below {count}")
 
 
 def matmul(a_shape: Shape, b_shape: Shape, dtype: str, acc_dtype: str | None = None) -> PrimFunc:
@@ -414,30 +441,63 @@ def conv2d(x_shape: Shape, w_shape: Shape, dtype: str, strides: Sequence[int] = 
     return fb.build([y])
 
 
+def pool_out_size(size: int, kernel: int, stride: int, dilation: int, lo: int, hi: int, ceil_mode: bool) -> int:
+    """A pooling output's length along one axis, as ONNX computes it: in ceil mode a last
+    window that would start in the end padding is dropped."""
+    span = (kernel - 1) * dilation + 1
+    room = size + lo + hi - span
+    if room < 0:
+        raise ValueError(f"a pooling window spanning {span} does not fit an input of {size} padded by {lo} and {hi}")
+    out = (-(-room // stride) if ceil_mode else room // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + lo:
+        out -= 1
+    return out
+
+
+def _lowest(dtype: str) -> Expr:
+    """The smallest value of ``dtype`` (the identity of max)."""
+    if dtype.startswith("float"):
+        return FloatImm(-3.4028234663852886e38 if dtype == "float32" else -1.7976931348623157e308, dtype)
+    return IntImm({"uint8": 0, "bool": 0, "int8": -128, "int16": -(1 << 15), "int32": -(1 << 31),
+                   "int64": -(1 << 63)}[dtype])
+
+
 def pool2d(kind: str, x_shape: Shape, dtype: str, kernel: Sequence[int], strides: Sequence[int] = (1, 1),
-           pads: Sequence[int] = (0, 0, 0, 0), count_include_pad: bool = False, ceil_mode: bool = False) -> PrimFunc:
-    """MaxPool / AveragePool over NCHW with explicit pads (top, left, bottom, right)."""
+           pads: Sequence[int] = (0, 0, 0, 0), count_include_pad: bool = False, ceil_mode: bool = False,
+           dilations: Sequence[int] = (1, 1), outputs: Sequence[int] = (0,), storage_order: int = 0) -> PrimFunc:
+    """MaxPool / AveragePool over NCHW with explicit pads (top, left, bottom, right). MaxPool
+    may dilate its window, and return (``outputs`` 0: ``Y``, 1: ``Indices``) ONNX's indices:
+    each window's first maximum in row-major order, as a flattened NCHW position (with
+    ``storage_order`` 1, column-major within each image plane)."""
     n, c, h, w = x_shape
-    (kh, kw), (sh, sw) = kernel, strides
+    (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
     pt, pl, pb, pr = pads
-    rnd = math.ceil if ceil_mode else math.floor
-    oh = rnd((h + pt + pb - kh) / sh) + 1
-    ow = rnd((w + pl + pr - kw) / sw) + 1
+    _check_outputs(kind.lower(), outputs, 2 if kind == "MaxPool" else 1)
+    if kind != "MaxPool" and (dh, dw) != (1, 1):
+        raise ValueError(f"{kind.lower()}: dilated windows are supported for MaxPool only")
+    oh = pool_out_size(h, kh, sh, dh, pt, pb, ceil_mode)
+    ow = pool_out_size(w, kw, sw, dw, pl, pr, ceil_mode)
     fb = FuncBuilder(kind.lower())
     x = fb.input("X", x_shape, dtype)
 
     def inside(y: Expr, xx: Expr) -> Expr:
         return and_(and_(y >= IntImm(0), y < IntImm(h)), and_(xx >= IntImm(0), xx < IntImm(w)))
 
+    def tap(i: tuple[Var, ...], r: tuple[Var, ...]) -> tuple[Expr, Expr]:  # the input row and column read
+        ky, kx = (r[0] if dh == 1 else r[0] * dh), (r[1] if dw == 1 else r[1] * dw)
+        return i[2] * sh + ky - pt, i[3] * sw + kx - pl
+
     def at(i: tuple[Var, ...], r: tuple[Var, ...], fill: Expr) -> Expr:
-        b_, ch, y, xx = i
-        yy, xv = y * sh + r[0] - pt, xx * sw + r[1] - pl
-        return select(inside(yy, xv), x[b_, ch, yy, xv], fill)
+        yy, xv = tap(i, r)
+        return select(inside(yy, xv), x[i[0], i[1], yy, xv], fill)
 
     if kind == "MaxPool":
-        low = FloatImm(-3.4028234663852886e38, dtype) if dtype.startswith("float") else IntImm(-128)
+        low = _lowest(dtype)  # padding never wins the max
         y = fb.reduce("Y", (n, c, oh, ow), dtype, (kh, kw), lambda i, r: at(i, r, low), "max")
-        return fb.build([y])
+        if list(outputs) == [0]:
+            return fb.build([y])
+        made = {0: y, 1: _pool_indices(fb, x, y, (kh, kw), tap, inside, storage_order)}
+        return fb.build([made[k] for k in outputs])
     s = fb.reduce("S", (n, c, oh, ow), dtype, (kh, kw), lambda i, r: at(i, r, _const(0, dtype)))
     if count_include_pad:
         y = fb.compute("Y", (n, c, oh, ow), dtype, lambda *i: FloorDiv(s[i], _const(kh * kw, dtype)))
@@ -451,10 +511,74 @@ def pool2d(kind: str, x_shape: Shape, dtype: str, kernel: Sequence[int], strides
     return fb.build([y])
 
 
+def _pool_indices(fb: FuncBuilder, x: Buffer, y: Buffer, window: tuple[int, int],
+                  tap: Callable[[tuple[Var, ...], tuple[Var, ...]], tuple[Expr, Expr]],
+                  inside: Callable[[Expr, Expr], Expr], storage_order: int) -> Buffer:
+    """MaxPool's Indices: the smallest row-major position ``h * W + w`` in its plane of a tap
+    that holds the window's maximum ``y`` (row-major window order scans positions in increasing
+    order, so this is the first maximum, as ONNX picks it), then offset to its plane."""
+    _, c, h, w = (d.value for d in x.shape)  # type: ignore[attr-defined]
+    if storage_order not in (0, 1):
+        raise ValueError(f"maxpool: storage_order {storage_order} is not 0 (row-major) or 1 (column-major)")
+    past = IntImm(h * w)
+
+    def first(i: tuple[Var, ...], r: tuple[Var, ...]) -> Expr:
+        yy, xv = tap(i, r)  # the tap is read only inside the input (nested selects read lazily)
+        return select(inside(yy, xv), select(eq_(x[i[0], i[1], yy, xv], y[i]), yy * w + xv, past), past)
+
+    shape = tuple(d.value for d in y.shape)  # type: ignore[attr-defined]
+    pos = fb.reduce("First", shape, "int64", window, first, "min")
+
+    def flat(b_: Var, ch: Var, y_: Var, x_: Var) -> Expr:
+        p = pos[b_, ch, y_, x_]
+        within = p if storage_order == 0 else FloorDiv(p, IntImm(w)) + FloorMod(p, IntImm(w)) * IntImm(h)
+        return (b_ * c + ch) * (h * w) + within
+
+    return fb.compute("Indices", shape, "int64", flat)
+
+
 def global_pool(kind: str, x_shape: Shape, dtype: str) -> PrimFunc:
     sp = x_shape[2:]
     return reduce("ReduceMax" if kind == "GlobalMaxPool" else "ReduceMean", x_shape, dtype,
                   list(range(2, 2 + len(sp))), keepdims=True)
+
+
+def topk(shape: Shape, dtype: str, k: int, axis: int = -1, largest: bool = True,
+         outputs: Sequence[int] = (0, 1)) -> PrimFunc:
+    """TopK along ``axis``: the ``k`` largest (or smallest) values in order, and their int64
+    indices (``outputs`` 0: ``Values``, 1: ``Indices``). Equal values keep their order (the
+    lower index first) and NaN counts as larger than any number, as ONNX's reference orders
+    them. Each element's rank is the number of elements of its row ordered before it, and
+    output position p takes the element of rank p: quadratic in the axis length, which suits
+    the short rows TopK usually sees."""
+    ax = axis + len(shape) if axis < 0 else axis
+    if not 0 <= ax < len(shape):
+        raise ValueError(f"topk: axis {axis} out of range for {len(shape)} dimensions")
+    length = shape[ax]
+    if not 1 <= k <= length:
+        raise ValueError(f"topk: k {k} must be between 1 and the axis length {length}")
+    _check_outputs("topk", outputs, 2)
+    out_shape = (*shape[:ax], k, *shape[ax + 1:])
+    fb = FuncBuilder("topk")
+    x = fb.input("X", shape, dtype)
+
+    def along(i: Sequence[Expr], j: Expr) -> tuple[Expr, ...]:
+        return (*i[:ax], j, *i[ax + 1:])
+
+    def before(i: tuple[Var, ...], r: tuple[Var, ...]) -> Expr:
+        a, b = x[along(i, r[0])], x[i]
+        ahead, same = (a > b, eq_(a, b)) if largest else (a < b, eq_(a, b))
+        if dtype.startswith("float"):  # NaN: unequal to itself; ordered after numbers, tied with NaN
+            nan_a, nan_b = not_(eq_(a, a)), not_(eq_(b, b))
+            ahead = or_(ahead, and_(nan_a, not_(nan_b)) if largest else and_(nan_b, not_(nan_a)))
+            same = or_(same, and_(nan_a, nan_b))
+        return select(or_(ahead, and_(same, r[0] < i[ax])), IntImm(1), IntImm(0))
+
+    rank = fb.reduce("Rank", shape, "int64", (length,), before)
+    ind = fb.reduce("Indices", out_shape, "int64", (length,),
+                    lambda i, r: select(eq_(rank[along(i, r[0])], i[ax]), r[0], IntImm(0)))
+    made = {1: ind, 0: fb.compute("Values", out_shape, dtype, lambda *i: x[along(i, ind[i])])}
+    return fb.build([made[j] for j in outputs])
 
 
 def transpose(shape: Shape, dtype: str, perm: Sequence[int] | None = None) -> PrimFunc:
@@ -819,6 +943,35 @@ def batch_norm(shape: Shape, dtype: str, epsilon: float = 1e-5) -> PrimFunc:
     y = fb.compute("Y", shape, dtype, lambda *i: (x[i] - mean[i[1]]) * call(
         "rsqrt", var[i[1]] + _const(epsilon, dtype), dtype=dtype) * g[i[1]] + b[i[1]])
     return fb.build([y])
+
+
+def batch_norm_training(shape: Shape, dtype: str, epsilon: float = 1e-5, momentum: float = 0.9,
+                        outputs: Sequence[int] = (0,)) -> PrimFunc:
+    """BatchNormalization in training mode (ONNX opset 14 on) over channel dimension 1: each
+    channel normalized by the batch's own mean and population variance. ``outputs`` are the
+    ONNX outputs to return, in order: 0 ``Y``, 1 ``running_mean``, 2 ``running_var`` (the
+    given statistics updated: ``running * momentum + batch * (1 - momentum)``)."""
+    _check_outputs("batch_norm_training", outputs, 3)
+    c, red = shape[1], (shape[0], *shape[2:])
+    count = _const(math.prod(red), dtype)
+    fb = FuncBuilder("batch_norm_training")
+    x = fb.input("X", shape, dtype)
+    g, b, mean, var = (fb.input(nm, (c,), dtype) for nm in ("Scale", "B", "Mean", "Var"))
+
+    def at(i: tuple[Var, ...], r: tuple[Var, ...]) -> Expr:
+        return x[(r[0], i[0], *r[1:])]  # type: ignore[return-value]
+
+    total = fb.reduce("Sum", (c,), dtype, red, at)
+    mu = fb.compute("BatchMean", (c,), dtype, lambda ch: FloorDiv(total[ch], count))
+    dev = fb.reduce("SqDev", (c,), dtype, red, lambda i, r: (at(i, r) - mu[i]) * (at(i, r) - mu[i]))
+    bvar = fb.compute("BatchVar", (c,), dtype, lambda ch: FloorDiv(dev[ch], count))
+    made = {0: fb.compute("Y", shape, dtype, lambda *i: (x[i] - mu[i[1]]) * call(
+        "rsqrt", bvar[i[1]] + _const(epsilon, dtype), dtype=dtype) * g[i[1]] + b[i[1]])}
+    keep, take = _const(momentum, dtype), _const(1.0 - momentum, dtype)
+    for k, name, old, new in ((1, "RunningMean", mean, mu), (2, "RunningVar", var, bvar)):
+        if k in outputs:
+            made[k] = fb.compute(name, (c,), dtype, lambda ch, old=old, new=new: old[ch] * keep + new[ch] * take)
+    return fb.build([made[k] for k in outputs])
 
 
 def expand(shape: Shape, dtype: str, out_shape: Shape) -> PrimFunc:

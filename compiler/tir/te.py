@@ -104,5 +104,7 @@ def _identity(op: str, dtype: str) -> Expr:
     big = {"float16": 65504.0, "float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308}
     if dtype in big:
         return FloatImm(-big[dtype] if op == "max" else big[dtype], dtype)
+    if dtype in ("uint8", "bool"):
+        return IntImm(0 if op == "max" else (1 if dtype == "bool" else 255))
     bits = {"int8": 8, "int16": 16, "int32": 32, "int64": 64}[dtype]
     return IntImm(-(1 << (bits - 1)) if op == "max" else (1 << (bits - 1)) - 1)
