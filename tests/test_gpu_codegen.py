@@ -1,0 +1,272 @@
+"""The GPU backend without a GPU: default schedules keep the operators' results (checked by
+running the scheduled loop IR on the CPU backend, where thread loops run in order), the
+lowering compacts shared and per-thread buffers, the PTX that llvmlite's NVPTX backend
+emits is well formed (header, entry points, parameters, barriers, shared memory; ``ptxas``
+accepts it where it is installed), launches follow the bound loops, and constructs the
+backend cannot lower are clear `CodegenError`s."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from vta.compiler.cpu import compile_cpu
+from vta.compiler.gpu import CodegenError, GpuProgram, compile_gpu, default_schedule
+from vta.compiler.gpu.lower import lower
+from vta.compiler.tir import nn
+from vta.compiler.tir.expr import IntImm, Var
+from vta.compiler.tir.scalar import FloatImm, call
+from vta.compiler.tir.schedule import Schedule
+from vta.compiler.tir.stmt import Block, BlockRealize, Buffer, BufferStore, For, IterVar, PrimFunc, SeqStmt
+from vta.compiler.tir.te import FuncBuilder
+
+PTXAS = shutil.which("ptxas")
+
+
+def chain(n: int) -> PrimFunc:
+    """``Y = tanh(2x + 1) · exp(2x + 1)`` as three stages (two intermediates to fuse away)."""
+    fb = FuncBuilder("chain")
+    x = fb.input("X", (n,), "float32")
+    a = fb.compute("A", (n,), "float32", lambda i: x[i] * FloatImm(2.0) + FloatImm(1.0))
+    b = fb.compute("B", (n,), "float32", lambda i: call("tanh", a[i]))
+    y = fb.compute("Y", (n,), "float32", lambda i: b[i] * call("exp", a[i]))
+    return fb.build([y])
+
+
+def parse_ptx(ptx: str) -> dict[str, object]:
+    """The PTX header and each entry's parameter count, as a driver would read them."""
+    version = re.search(r"^\.version (\d+)\.(\d+)$", ptx, re.MULTILINE)
+    target = re.search(r"^\.target (\S+)$", ptx, re.MULTILINE)
+    size = re.search(r"^\.address_size (\d+)$", ptx, re.MULTILINE)
+    entries = {m.group(1): len(re.findall(r"\.param\b", m.group(2)))
+               for m in re.finditer(r"^\.visible \.entry (\w+)\(([^)]*)\)", ptx, re.MULTILINE)}
+    return {"version": (int(version.group(1)), int(version.group(2))) if version else None,
+            "target": target.group(1) if target else None, "address_size": int(size.group(1)) if size else None,
+            "entries": entries}
+
+
+def check_ptx(prog: GpuProgram, tmp_path) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    info = parse_ptx(prog.ptx)
+    assert info["version"] is not None and info["version"] >= (8, 0)
+    assert info["target"] == "sm_90" and info["address_size"] == 64
+    nparams = len(prog.params) + len(prog.scratch)
+    assert info["entries"] == {k.name: nparams for k in prog.kernels}
+    assert prog.ptx.count("{") == prog.ptx.count("}")
+    assert ".extern" not in prog.ptx  # no unresolved calls (NVPTX has no libm)
+    if PTXAS:
+        f = tmp_path / f"{prog.name}.ptx"
+        f.write_text(prog.ptx)
+        r = subprocess.run([PTXAS, "-arch=sm_90", str(f), "-o", str(tmp_path / "out.cubin")], capture_output=True,
+                           text=True, check=False)
+        assert r.returncode == 0, r.stderr
+    return info
+
+
+def inputs(func: PrimFunc, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(tuple(d.value for d in p.shape)).astype(np.float32)  # type: ignore[attr-defined]
+            for p in func.params]
+
+
+def same_on_cpu(func: PrimFunc, scheduled: PrimFunc, rtol: float = 1e-5, atol: float = 1e-5) -> None:
+    """The scheduled function computes what the plain one does (both on the CPU backend)."""
+    args = inputs(func)
+    ref = [a.copy() for a in args]
+    compile_cpu(func)(*ref)
+    compile_cpu(scheduled)(*args)
+    np.testing.assert_allclose(args[-1], ref[-1], rtol=rtol, atol=atol)
+
+
+def test_elementwise_chain_is_one_kernel_a_thread_per_element(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = chain(1000)
+    s = default_schedule(f)
+    same_on_cpu(f, s)
+    prog = compile_gpu(s)
+    assert [k.launch.grid for k in prog.kernels] == [(4, 1, 1)] and prog.kernels[0].launch.block == (256, 1, 1)
+    assert prog.scratch == () and prog.written == (1,)
+    check_ptx(prog, tmp_path)
+    assert "bar.sync" not in prog.ptx and "ex2" not in prog.ptx  # exp is the inline polynomial, not an approximation
+    small = compile_gpu(default_schedule(chain(40)))
+    assert small.kernels[0].launch.grid == (1, 1, 1) and small.kernels[0].launch.block == (64, 1, 1)
+
+
+@pytest.mark.parametrize("shape", [(64, 1000), (8, 3, 256)])
+def test_softmax_rows_are_one_kernel_with_a_block_per_row(shape, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = nn.softmax(shape, "float32")
+    s = default_schedule(f)
+    same_on_cpu(f, s)
+    prog = compile_gpu(s)
+    rows = math.prod(shape[:-1])
+    assert [(k.launch.grid, k.launch.block) for k in prog.kernels] == [((rows, 1, 1), (256, 1, 1))]
+    assert prog.scratch == ()  # the row max and sum live in shared memory
+    check_ptx(prog, tmp_path)
+    assert prog.ptx.count("bar.sync") >= 2 * 8  # a tree of 8 levels for each of the two reductions
+    assert re.search(r"\.shared \.align 16 \.b8 softmax_M_red\[1024\]", prog.ptx)
+
+
+def test_layer_norm_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = nn.layer_norm((32, 768), "float32")
+    s = default_schedule(f)
+    same_on_cpu(f, s, atol=1e-4)
+    prog = compile_gpu(s)
+    assert [(k.launch.grid, k.launch.block) for k in prog.kernels] == [((32, 1, 1), (256, 1, 1))]
+    assert [p[0] for p in prog.params] == ["X", "Scale", "B", "Y"]
+    check_ptx(prog, tmp_path)
+
+
+def test_reductions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    long = nn.reduce("ReduceSum", (128, 4096), "float32", [1])
+    s = default_schedule(long)
+    same_on_cpu(long, s, rtol=1e-4, atol=1e-3)
+    prog = compile_gpu(s)
+    assert [(k.launch.grid, k.launch.block, k.shared_bytes) for k in prog.kernels] == [((128, 1, 1), (256, 1, 1),
+                                                                                         1024)]
+    check_ptx(prog, tmp_path)
+    short = nn.reduce("ReduceMax", (512, 16), "float32", [1])  # a thread per output, the reduction serial
+    s = default_schedule(short)
+    same_on_cpu(short, s)
+    prog = compile_gpu(s)
+    assert [(k.launch.grid, k.launch.block, k.shared_bytes) for k in prog.kernels] == [((2, 1, 1), (256, 1, 1), 0)]
+    check_ptx(prog, tmp_path)
+
+
+def test_matmul_tiles(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = nn.matmul((256, 256), (256, 256), "float32")
+    s = default_schedule(f)
+    same_on_cpu(f, s, rtol=1e-4, atol=1e-4)
+    prog = compile_gpu(s)
+    # 64 tiles of 32×32 (larger tiles would leave most of 132 SMs idle), 16×16 threads of 2×2
+    assert [(k.launch.grid, k.launch.block) for k in prog.kernels] == [((8, 8, 1), (16, 16, 1))]
+    assert prog.kernels[0].shared_bytes == 2 * 32 * 16 * 4
+    check_ptx(prog, tmp_path)
+    assert "fma.rn.f32" in prog.ptx and "ld.shared" in prog.ptx and "bar.sync" in prog.ptx
+
+
+def test_large_matmul_register_tile() -> None:
+    s = default_schedule(nn.matmul((2048, 1024), (1024, 2048), "float32"))
+    low = lower(s)
+    shapes = {b.name: (tuple(d.value for d in b.shape), b.scope) for b in low.allocs}  # type: ignore[attr-defined]
+    assert shapes == {"Y_local": ((8, 8), "local"), "A_shared": ((128, 16), "shared"),
+                      "B_shared": ((16, 128), "shared")}
+    prog = compile_gpu(s)
+    assert prog.kernels[0].launch.grid == (16, 16, 1) and prog.kernels[0].launch.block == (16, 16, 1)
+    assert prog.ptx.count("fma.rn.f32") >= 8 * 8 * 16  # the k step unrolled over the whole register tile
+    assert ".local" not in prog.ptx  # the accumulator tile lives in registers, not in a stack array
+
+
+def test_batched_and_ragged_matmul_on_cpu() -> None:
+    for a, b in (((3, 100, 50), (3, 50, 72)), ((70, 33), (33, 20))):
+        f = nn.matmul(a, b, "float32")
+        s = default_schedule(f)
+        same_on_cpu(f, s, rtol=1e-4, atol=1e-4)
+        prog = compile_gpu(s)
+        assert len(prog.kernels) == 1
+    assert compile_gpu(default_schedule(nn.matmul((3, 100, 50), (3, 50, 72), "float32"))).kernels[0].launch.grid == \
+        (3, 4, 3)
+
+
+def test_program_round_trips_as_data() -> None:
+    prog = compile_gpu(default_schedule(nn.softmax((4, 128), "float32")))
+    assert GpuProgram.from_dict(prog.to_dict()) == prog
+
+
+def test_gpu_log_matches_numpy() -> None:
+    """The inline float32 log (no libm on the GPU), JIT-compiled for the host."""
+    from llvmlite import binding as llvm
+    from llvmlite import ir
+    from vta.compiler.cpu.jit import _new_machine, optimize
+    from vta.compiler.gpu.mathfn import log_f32
+
+    m = ir.Module("logtest")
+    f32, ptr = ir.FloatType(), ir.PointerType()
+    fn = ir.Function(m, ir.FunctionType(ir.VoidType(), [ptr, ptr, ir.IntType(64)]), name="logs")
+    b = ir.IRBuilder(fn.append_basic_block())
+    decl = {}
+
+    def intrinsic(name: str, ty: ir.Type) -> ir.Function:
+        key = f"{name}.f32"
+        decl.setdefault(key, ir.Function(m, ir.FunctionType(ty, [ty]), name=key))
+        return decl[key]
+
+    with b.goto_entry_block():
+        pass
+    i = ir.Constant(ir.IntType(64), 0)
+    loop = fn.append_basic_block("loop")
+    done = fn.append_basic_block("done")
+    entry = b.block
+    b.branch(loop)
+    b.position_at_end(loop)
+    phi = b.phi(ir.IntType(64))
+    phi.add_incoming(i, entry)
+    x = b.load(b.gep(fn.args[0], [phi], source_etype=f32), typ=f32)
+    b.store(log_f32(b, x, intrinsic), b.gep(fn.args[1], [phi], source_etype=f32))
+    nxt = b.add(phi, ir.Constant(ir.IntType(64), 1))
+    phi.add_incoming(nxt, loop)
+    b.cbranch(b.icmp_signed("<", nxt, fn.args[2]), loop, done)
+    b.position_at_end(done)
+    b.ret_void()
+    engine = llvm.create_mcjit_compiler(optimize(str(m)), _new_machine())
+    engine.finalize_object()
+    run = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(engine.get_function_address("logs"))
+    rng = np.random.default_rng(3)
+    xs = np.concatenate([np.exp(rng.uniform(-80, 80, 20000)), rng.uniform(0, 4, 20000), [1e-40, 1.0, 2.0]])
+    xs = np.concatenate([xs.astype(np.float32), np.array([0.0, -1.0, np.inf, np.nan], np.float32)])
+    out = np.empty_like(xs)
+    run(xs.ctypes.data, out.ctypes.data, len(xs))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ref = np.log(xs.astype(np.float64))
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(out[fin], ref[fin], rtol=3e-7, atol=1e-7)
+    assert out[-4] == -np.inf and np.isnan(out[-3]) and out[-2] == np.inf and np.isnan(out[-1])
+
+
+# ---- errors -------------------------------------------------------------------------------
+
+def _copy(n: int, kind: str = "serial", thread: str | None = None, fn=None) -> PrimFunc:  # type: ignore[no-untyped-def]
+    a, c = Buffer("A", (n,), "float32"), Buffer("C", (n,), "float32")
+    i, vi = Var("i"), Var("vi")
+    blk = Block("copy", (IterVar(vi, IntImm(n)),), reads=(a[vi],), writes=(c[vi],),  # type: ignore[arg-type]
+                body=BufferStore(c, fn(a[vi]) if fn else a[vi], (vi,)))
+    return PrimFunc("copy", (a, c), For(i, IntImm(n), BlockRealize((i,), IntImm(1), blk), kind, thread))
+
+
+def test_unsupported_constructs_are_clear_errors() -> None:
+    with pytest.raises(CodegenError, match="no loop bound to blockIdx or threadIdx"):
+        compile_gpu(_copy(64))
+    with pytest.raises(CodegenError, match="'parallel'"):
+        compile_gpu(_copy(64, "parallel"))
+    with pytest.raises(CodegenError, match="vthread"):
+        compile_gpu(_copy(64, "thread_binding", "vthread"))
+    with pytest.raises(CodegenError, match="sin in float32 is not available on the GPU"):
+        compile_gpu(_copy(64, "thread_binding", "threadIdx.x", lambda x: call("sin", x)))
+    with pytest.raises(CodegenError, match="exp in float64"):
+        f = _copy(64, "thread_binding", "threadIdx.x", lambda x: call("exp", x, dtype="float64"))
+        compile_gpu(f)
+    with pytest.raises(CodegenError, match="threadIdx.x extent 2048 exceeds"):
+        compile_gpu(_copy(2048, "thread_binding", "threadIdx.x"))
+
+
+def test_block_loops_must_be_outermost_and_shared_must_stay_in_its_kernel() -> None:
+    f = nn.unary("Relu", (4, 64), "float32")
+    sch = Schedule(f)
+    _, j = sch.get_loops("Y")
+    sch.bind(j, "blockIdx.x")
+    with pytest.raises(CodegenError, match="bound to blockIdx.x but is not one of the stage's outermost loops"):
+        compile_gpu(sch.func)
+    s = default_schedule(nn.reduce("ReduceSum", (4, 256), "float32", [1]))
+    two = PrimFunc("two", s.params, SeqStmt((s.body, s.body)), allocs=s.allocs)
+    with pytest.raises(CodegenError, match="shared buffer Y_red is used by stages 0, 1"):
+        compile_gpu(two)
+
+
+def test_accelerator_scopes_are_refused() -> None:
+    f = default_schedule(nn.softmax((4, 128), "float32"))
+    sch = Schedule(f)
+    sch.set_scope("M", "acc")
+    with pytest.raises(CodegenError, match="accelerator scope 'acc'"):
+        compile_gpu(sch.func)
