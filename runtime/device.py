@@ -124,11 +124,18 @@ def _rtl(config: Config, **options: object) -> Device:
     return RtlDevice(config, **options)  # type: ignore[arg-type]
 
 
-DEVICES: dict[str, Callable[..., Device]] = {"fsim": FsimDevice, "rtl": _rtl}
+def _fpga(config: Config, **options: object) -> Device:
+    from .fpga_device import FpgaDevice  # imported on use: it needs pyserial and the board protocol
+
+    return FpgaDevice(config, **options)  # type: ignore[arg-type]
+
+
+DEVICES: dict[str, Callable[..., Device]] = {"fsim": FsimDevice, "rtl": _rtl, "fpga": _fpga}
 
 
 def open_device(target: str, config: Config, **options: object) -> Device:
-    """A device by name: 'fsim' (functional simulator) or 'rtl' (the RTL under Verilator)."""
+    """A device by name: 'fsim' (functional simulator), 'rtl' (the RTL under Verilator) or 'fpga'
+    (a board over its serial link: options ``port``/``baud``, else $VTA_FPGA_PORT/$VTA_FPGA_BAUD)."""
     try:
         factory = DEVICES[target]
     except KeyError:

@@ -130,6 +130,100 @@ def hw_verilog(spec: str | None, outdir: Path) -> None:
     out.print(f"{path}: vta_core for {cfg.name}, {path.stat().st_size:,} bytes")
 
 
+@hw.command("synth")
+@click.option("--config", "spec", default=None, help=_CONFIG_HELP)
+@click.option("--family", default="ecp5", show_default=True, help="ecp5, ice40, xilinx7 or generic")
+@click.option("--flatten", is_flag=True, help="synthesize flattened (a bitstream build's totals, no per-module rows)")
+@click.option("--no-cache", is_flag=True, help="run Yosys even when the result is cached")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def hw_synth(spec: str | None, family: str, flatten: bool, no_cache: bool, as_json: bool) -> None:
+    """Estimate LUTs, FFs, DSPs and block RAMs of a config with Yosys, per module and buffer.
+
+    Results are cached in ~/.cache/vta/synth by the design and flags; the first run on a
+    machine also compiles Yosys (WebAssembly), about a minute.
+
+    \b
+    Examples:
+      vta hw synth --config tiny
+      vta hw synth --config default --family xilinx7 --json
+    """
+    from vta.hw.synth import estimate
+
+    cfg = _config(spec)
+    r = estimate(cfg, family, flatten=flatten, use_cache=not no_cache,
+                 progress=lambda msg: err.print(f"[dim]{msg}...[/]"))
+    if as_json:
+        click.echo(json.dumps(r.to_dict(), indent=2))
+        return
+    cols = ("LUT", "FF", "DSP", "BRAM", "LUTRAM")
+    t = Table(title=f"{r.family} estimate of {r.config} ({'flattened' if r.flatten else 'hierarchy kept'})")
+    t.add_column("module (with its submodules)")
+    for c in cols:
+        t.add_column(c, justify="right")
+    for m in r.modules:
+        depth = m.name.count(".") - r.top.count(".")
+        label = "  " * depth + (m.name.rsplit(".", 1)[-1] if depth else m.name)
+        t.add_row(label + (f" ×{m.instances}" if m.instances > 1 else ""), *map(str, m.total.astuple()))
+    out.print(t)
+    b = Table(title="memories")
+    for c in ("memory", "buffer", "width×depth", "BRAM", "LUTRAM", "mapped to"):
+        b.add_column(c, justify="right" if c in ("BRAM", "LUTRAM") else "left")
+    for mem in r.memories:
+        b.add_row(mem.path, mem.buffer, f"{mem.width}×{mem.depth}", str(mem.brams), str(mem.lutrams),
+                  mem.implementation)
+    out.print(b)
+    out.print(f"total: {r.luts:,} LUT, {r.ffs:,} FF, {r.dsps} DSP, {r.brams} BRAM, {r.lutrams} LUTRAM "
+              f"({r.yosys}; {'cached' if r.cached else f'{r.synth_seconds:.1f} s'})")
+    out.print(f"[dim]{r.counting}[/]")
+
+
+@hw.command("bitstream")
+@click.option("--board", "board_name", required=True, help="board preset: ulx3s-85f, ulx3s-25f")
+@click.option("--config", "spec", default=None, help=f"default: the board preset's; {_CONFIG_HELP}")
+@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="directory for the bitstream, report.json and build/ (the tools' files and logs)")
+@click.option("--mem-bytes", type=int, default=None, help="on-chip memory for instructions and data (power of two)")
+@click.option("--baud", type=int, default=None, help="host-link baud rate (default: the preset's, 115200)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def hw_bitstream(board_name: str, spec: str | None, outdir: Path, mem_bytes: int | None, baud: int | None,
+                 as_json: bool) -> None:
+    """Build a bitstream of the board-level design (core, on-chip memory, UART host link) with
+    Amaranth and the YoWASP tools (Yosys, nextpnr) from PyPI; report Fmax and utilization.
+
+    A config that cannot fit the board is refused before synthesis, with the largest buffer
+    sizes that would. Run it on the board with `vta run --target fpga --port PORT`.
+
+    \b
+    Examples:
+      vta hw bitstream --board ulx3s-85f -o build/ulx3s
+      vta hw bitstream --board ulx3s-25f --config tiny -o build/small --json
+    """
+    from vta.hw.bitstream import build_bitstream
+    from vta.hw.boards import board
+
+    b = board(board_name)
+    cfg = _config(spec) if spec is not None else b.config
+    with err.status(f"building the bitstream of {cfg.name} for {b.name}") as status:
+        r = build_bitstream(b, outdir, cfg, mem_bytes=mem_bytes, baud=baud,
+                            progress=lambda msg: status.update(f"{msg}..."))
+    if as_json:
+        click.echo(json.dumps(r.to_dict(), indent=2))
+    else:
+        fmax = f"{r.fmax_mhz:.1f} MHz" if r.fmax_mhz is not None else "unknown"
+        verdict = "[green]meets[/]" if r.meets_timing else "[red]FAILS[/]"
+        out.print(f"{r.bitstream}: config {r.config} on {r.board}, built in {r.seconds:.0f} s")
+        out.print(f"Fmax {fmax}, target clock {r.target_mhz:g} MHz: {verdict} timing")
+        t = Table(title="utilization")
+        for col in ("resource", "used", "available", "%"):
+            t.add_column(col, justify="left" if col == "resource" else "right")
+        for k, v in r.utilization.items():
+            t.add_row(k, f"{v['used']:,}", f"{v['available']:,}", f"{100 * v['used'] / max(v['available'], 1):.0f}")
+        out.print(t)
+    if not r.meets_timing:
+        click.echo(f"error: Fmax {r.fmax_mhz} MHz is below the {r.target_mhz:g} MHz target clock of {r.board}",
+                   err=True)
+        sys.exit(1)
+
 # ---- assembler ------------------------------------------------------------
 
 @main.command()
@@ -202,6 +296,9 @@ def _device(target: str, cfg: Config, race_check: bool, dram_bytes: int | None =
         if target != "rtl":
             raise click.UsageError("--max-cycles applies to --target rtl")
         opts["max_cycles"] = max_cycles
+    if target == "fpga":
+        with err.status(f"connecting to the board ({cfg.name})"):
+            return open_device(target, cfg, **opts)
     if target == "rtl":  # the first build of a config takes a while; later ones come from the cache
         with err.status(f"building or loading the Verilator simulation of {cfg.name}"):
             return open_device(target, cfg, **opts)
@@ -210,8 +307,11 @@ def _device(target: str, cfg: Config, race_check: bool, dram_bytes: int | None =
 
 @main.command()
 @click.argument("program", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--target", type=click.Choice(["fsim", "rtl"]), default="fsim", show_default=True,
-              help="fsim: functional simulator with estimated cycles; rtl: the RTL under Verilator, exact cycles")
+@click.option("--target", type=click.Choice(["fsim", "rtl", "fpga"]), default="fsim", show_default=True,
+              help="fsim: functional simulator with estimated cycles; rtl: the RTL under Verilator, exact cycles; "
+                   "fpga: a board over its serial link (--port), exact cycles")
+@click.option("--port", default=None, help="fpga: the board's serial port, e.g. /dev/ttyUSB0 (or $VTA_FPGA_PORT)")
+@click.option("--baud", type=int, default=None, help="fpga: the link's baud rate (default 115200, the presets')")
 @click.option("--max-cycles", type=int, default=None, help="rtl: stop a run that needs more cycles than this")
 @click.option("--config", "spec", default=None, help=f"config for the bundled default; {_CONFIG_HELP}")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
@@ -226,7 +326,8 @@ def _device(target: str, cfg: Config, race_check: bool, dram_bytes: int | None =
               help="model: write a Perfetto/Chrome trace of the run")
 @click.option("--demo", type=click.Choice(["digits", "gemm"]), default="digits", show_default=True,
               help="with no PROGRAM: the bundled digits CNN, or the runtime-API GEMM")
-def run(program: Path | None, target: str, max_cycles: int | None, spec: str | None, as_json: bool,
+def run(program: Path | None, target: str, port: str | None, baud: int | None, max_cycles: int | None,
+        spec: str | None, as_json: bool,
         outdir: Path | None, no_race_check: bool, inputs: tuple[str, ...], calibration: str | None,
         float_only: bool, dump_after: tuple[str, ...], trace: Path | None, demo: str) -> None:
     """Run a model (.onnx), a program (.vtaprog or assembly), or the bundled default.
@@ -248,7 +349,11 @@ def run(program: Path | None, target: str, max_cycles: int | None, spec: str | N
       vta run model.onnx --target rtl --config tiny --json
       vta run examples/gemm_relu.s --output results/
       vta run --demo gemm --config batch4
+      vta run --demo gemm --target fpga --port /dev/ttyUSB0
     """
+    from vta.cli_model import fpga_setup
+
+    spec = fpga_setup(target, port, baud, spec, probe=program is None or program.suffix in (".onnx", ".vtapkg"))
     if program is not None and program.suffix in (".onnx", ".vtapkg"):
         from vta.cli_model import run_model_cmd
 
@@ -281,7 +386,7 @@ def run(program: Path | None, target: str, max_cycles: int | None, spec: str | N
     with np.printoptions(threshold=200, edgeitems=4, linewidth=100):
         for name, v in res.outputs.items():
             out.print(f"[bold]{name}[/] {v.dtype}{list(v.shape)}:\n{v}")
-    out.print(stats_table(res.stats, exact=target == "rtl"))
+    out.print(stats_table(res.stats, exact=target in ("rtl", "fpga")))
 
 
 def _save(outdir: Path | None, outputs: dict[str, np.ndarray]) -> None:
@@ -346,7 +451,7 @@ def _run_default(device, target: str, as_json: bool, outdir: Path | None) -> Non
         out.print(f"result vs numpy reference: {status}")
         with np.printoptions(threshold=64, edgeitems=3, linewidth=100):
             out.print(f"C[:4, :8] =\n{r.output[:4, :8]}")
-        out.print(stats_table(r.stats, exact=target == "rtl"))
+        out.print(stats_table(r.stats, exact=target in ("rtl", "fpga")))
     if not r.exact:
         sys.exit(1)
 
@@ -432,6 +537,48 @@ def compile_(model: Path, output: Path, spec: str | None, float_only: bool, inpu
     from vta.cli_model import compile_cmd
 
     compile_cmd(model, output, spec, float_only, inputs, shapes, calibration, dump_after, as_json)
+
+
+# ---- sweep --------------------------------------------------------------
+
+@main.command("sweep")
+@click.argument("space", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--workloads", multiple=True, metavar="SPEC",
+              help="replace the space's workloads: resnet18.C5, 'resnet18.*', conv2d:N,C,H,W,O,K[,s,p,g], "
+                   "dense:M,N,K[,b], FILE.onnx (repeatable; several per value, space-separated)")
+@click.option("--scheduler", metavar="ADDRESS", help="run on this Dask cluster (tcp://host:8786) instead of locally")
+@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path),
+              help="output folder (default sweep-SPACE); a rerun resumes it")
+@click.option("--target", type=click.Choice(["fsim", "rtl"]), default=None,
+              help="fsim: timing-model cycles (the space's default); rtl: exact cycles from the RTL under Verilator")
+@click.option("--synth", metavar="FAMILY", help="also estimate LUT/FF/DSP/BRAM per config with vta.hw.synth")
+@click.option("--fmax", is_flag=True, help="with --synth: Fmax estimates too")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=None,
+              help="local worker processes (default: the CPUs; 0: run in this process)")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="run at most N of the unfinished points")
+@click.option("--retry-errors", is_flag=True, help="run again the points recorded as failed")
+@click.option("--no-plots", is_flag=True, help="skip the Pareto and roofline plots")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable summary")
+def sweep(space: Path, workloads: tuple[str, ...], scheduler: str | None, outdir: Path | None, target: str | None,
+          synth: str | None, fmax: bool, jobs: int | None, limit: int | None, retry_errors: bool, no_plots: bool,
+          as_json: bool) -> None:
+    """Sweep configs x workloads: cycles, utilization, DRAM traffic, Pareto and roofline plots.
+
+    SPACE.toml gives a base config, axes of config fields (their product is
+    swept) and workloads. Each point's row is appended to DIR/points.csv as
+    it finishes; a rerun skips the finished points. An invalid config or a
+    failing point is recorded with its error.
+
+    \b
+    Examples:
+      vta sweep examples/sweep_small.toml -o sweep_small/
+      vta sweep examples/sweep_resnet18.toml --workloads 'resnet18.C5 resnet18.C11' --jobs 2
+      vta sweep space.toml --scheduler tcp://10.0.0.5:8786 --synth ecp5 --target rtl
+    """
+    from vta.sweep.cli import sweep_cmd
+
+    sweep_cmd(space, workloads, scheduler, outdir, target, synth, fmax, jobs, limit, retry_errors, no_plots, as_json)
+
 
 if __name__ == "__main__":
     main()

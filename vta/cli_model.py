@@ -108,3 +108,24 @@ def compile_cmd(model: Path, output: Path, spec: str | None, float_only: bool, i
         out.print(f"compiled {model} in {exe.compile_s:.2f} s for {cfg.name if cfg else 'the host CPU'}: "
                   f"{exe.accelerated} operators on the accelerator, {exe.kernels} host kernels; wrote {output} "
                   f"({info['bytes']:,} bytes)")
+
+
+def fpga_setup(target: str, port: str | None, baud: int | None, spec: object, probe: bool) -> object:
+    """``--target fpga --port P [--baud B]``: pass the port on to the fpga device (through
+    $VTA_FPGA_PORT/$VTA_FPGA_BAUD, which every way of opening it reads) and, when ``probe`` and no
+    --config was given, return the config the board reports; otherwise return ``spec``."""
+    import os
+
+    from vta.runtime.fpga_device import BAUD_ENV, PORT_ENV, board_config
+
+    if target != "fpga":
+        if port is not None or baud is not None:
+            raise click.UsageError("--port and --baud apply to --target fpga")
+        return spec
+    if port is not None:
+        os.environ[PORT_ENV] = port
+    if baud is not None:
+        os.environ[BAUD_ENV] = str(baud)
+    if probe and spec is None:
+        return board_config(port, baud)
+    return spec

@@ -157,9 +157,9 @@ def counters_header() -> str:
             f"#define VTA_COUNTERS(X) \\\n    {body}\n")
 
 
-def verilator_args(trace: bool) -> list[str]:
+def verilator_args(trace: bool, top: str = TOP) -> list[str]:
     """Verilator's arguments apart from paths and -j (the part that goes into the cache key)."""
-    return ["--cc", "--exe", "--build", "-O3", "--top-module", TOP, *LINT_FLAGS,
+    return ["--cc", "--exe", "--build", "-O3", "--top-module", top, *LINT_FLAGS,
             *(["--trace"] if trace else []), "-CFLAGS", CFLAGS, "-LDFLAGS", "-shared"]
 
 
@@ -216,13 +216,26 @@ def build(config: Config, verilog: str | None = None, *, trace: bool = False, ca
     tool versions.
     """
     t0 = time.perf_counter()
-    tools = find_toolchain()
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     if verilog is None:
         verilog = generate_verilog(config, root / "verilog" if reuse_verilog else None)
-    header = counters_header()
-    sources = {name: (HERE / name).read_text() for name in HARNESS_SOURCES}
-    args = verilator_args(trace)
+    return build_library(verilog, TOP, HARNESS_SOURCES, counters_header(), label=config.name, trace=trace,
+                         cache_dir=root, jobs=jobs, t0=t0)
+
+
+def build_library(verilog: str, top: str, harness: tuple[str, ...], header: str, *, label: str, trace: bool = False,
+                  cache_dir: Path | str | None = None, jobs: int = 2, t0: float | None = None) -> BuildResult:
+    """The shared library of Verilog module ``top`` with the C++ ``harness`` files of this folder, cached.
+
+    `build` uses it for `vta_core`; other harnesses (the board-level design) use it the same
+    way. ``header`` is written as ``vta_counters.h`` beside the sources; ``label`` names the
+    design in logs and in build.json.
+    """
+    t0 = time.perf_counter() if t0 is None else t0
+    tools = find_toolchain()
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    sources = {name: (HERE / name).read_text() for name in harness}
+    args = verilator_args(trace, top)
     key = _key(verilog, sources, header, args, tools.version)
     final = root / key
     lib = final / LIB_NAME
@@ -233,12 +246,12 @@ def build(config: Config, verilog: str | None = None, *, trace: bool = False, ca
     with _lock(root / f"{key}.lock"):
         if lib.is_file():  # another process built it while we waited
             return BuildResult(lib, final, key, True, time.perf_counter() - t0, trace)
-        log.info("verilating %s for config %s (key %s)...", TOP, config.name, key)
+        log.info("verilating %s for %s (key %s)...", top, label, key)
         tmp = Path(tempfile.mkdtemp(prefix=f"tmp-{key}-", dir=root))
         try:
-            _build_in(tmp, tools, verilog, sources, header, args, jobs, root / f"{key}.failed.log")
+            _build_in(tmp, tools, verilog, sources, header, args, jobs, root / f"{key}.failed.log", top)
             seconds = time.perf_counter() - t0
-            meta = {"key": key, "config": config.name, "trace": trace, "verilator_args": args,
+            meta = {"key": key, "config": label, "top": top, "trace": trace, "verilator_args": args,
                     "tools": tools.version, "abi": ABI_VERSION, "build_seconds": round(seconds, 2),
                     "built": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             (tmp / "build.json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -251,7 +264,7 @@ def build(config: Config, verilog: str | None = None, *, trace: bool = False, ca
             shutil.rmtree(tmp, ignore_errors=True)
     (root / f"{key}.failed.log").unlink(missing_ok=True)  # an earlier failure of this key is stale now
     seconds = time.perf_counter() - t0
-    log.info("built %s in %.1f s: %s", TOP, seconds, lib)
+    log.info("built %s in %.1f s: %s", top, seconds, lib)
     return BuildResult(lib, final, key, False, seconds, trace)
 
 
@@ -265,8 +278,8 @@ def _key(verilog: str, sources: dict[str, str], header: str, args: list[str], ve
 
 
 def _build_in(tmp: Path, tools: Toolchain, verilog: str, sources: dict[str, str], header: str, args: list[str],
-              jobs: int, failed_log: Path) -> None:
-    (tmp / f"{TOP}.v").write_text(verilog)
+              jobs: int, failed_log: Path, top: str = TOP) -> None:
+    (tmp / f"{top}.v").write_text(verilog)
     (tmp / "vta_counters.h").write_text(header)
     for name, text in sources.items():
         (tmp / name).write_text(text)
@@ -278,7 +291,7 @@ def _build_in(tmp: Path, tools: Toolchain, verilog: str, sources: dict[str, str]
            # it was built with, and leaves empty the flag that makes g++ use the precompiled header
            # (split designs then fail with "Vvta_core__pch.h.fast: linker input file not found").
            "-MAKEFLAGS", f"PYTHON3={sys.executable} CFG_CXXFLAGS_PCH_I=-include",
-           "--Mdir", "obj_dir", "-o", LIB_NAME, f"{TOP}.v", *sources]
+           "--Mdir", "obj_dir", "-o", LIB_NAME, f"{top}.v", *sources]
     proc = subprocess.run(cmd, cwd=tmp, env=tools.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           check=False)
     (tmp / "build.log").write_text(" ".join(cmd) + "\n\n" + proc.stdout)
@@ -287,7 +300,7 @@ def _build_in(tmp: Path, tools: Toolchain, verilog: str, sources: dict[str, str]
         failed_log.write_text(" ".join(cmd) + "\n\n" + proc.stdout)
         errors = [ln for ln in proc.stdout.splitlines() if "error" in ln.lower()]
         tail = "\n".join((errors or proc.stdout.splitlines())[-15:])
-        raise BuildError(f"Verilator build of {TOP} failed (exit {proc.returncode}); full log in {failed_log}:\n{tail}")
+        raise BuildError(f"Verilator build of {top} failed (exit {proc.returncode}); full log in {failed_log}:\n{tail}")
     os.replace(built, tmp / LIB_NAME)
     shutil.rmtree(tmp / "obj_dir")  # objects and generated C++ are not needed once linked
 
