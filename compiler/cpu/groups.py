@@ -75,22 +75,25 @@ def row_aligned(a: For, b: For) -> bool:
     row = Var("row")
     shared = (_written(a) | _written(b))
     for buf in shared:
-        regions = []
-        for st in (a, b):
-            for write in (False, True):
-                if touches(st.body, buf, write):
-                    regions.append(tuple(Range(simplify(substitute(r.min, {st.var: row})), r.extent)
-                                         for r in touched_region(st.body, buf, write)))
-        if len(regions) > 1 and not all(_same_slice(regions[0], r, row) for r in regions[1:]):
+        regions = row_regions((a, b), buf, row)
+        if len(regions) > 1 and not same_slices(regions):
             return False
         if len(regions) > 1 and not _separates(regions[0], row):
             return False
     return True
 
 
-def _same_slice(x: tuple[Range, ...], y: tuple[Range, ...], row: Var) -> bool:
+def row_regions(loops: tuple[For, ...], buf: Buffer, row: Var) -> list[tuple[Range, ...]]:
+    """Every region of ``buf`` the loops' bodies read or write, with each loop's variable
+    renamed ``row`` (so iteration ``row`` of each can be compared)."""
+    return [tuple(Range(simplify(substitute(r.min, {st.var: row})), r.extent) for r in touched_region(st.body, buf, w))
+            for st in loops for w in (False, True) if touches(st.body, buf, w)]
+
+
+def same_slices(regions: list[tuple[Range, ...]]) -> bool:
+    """Whether all the regions are the same slice."""
     return all(simplify(p.min - q.min) == IntImm(0) and simplify(p.extent - q.extent) == IntImm(0)
-               for p, q in zip(x, y))
+               for r in regions[1:] for p, q in zip(regions[0], r))
 
 
 def _separates(region: tuple[Range, ...], row: Var) -> bool:
@@ -107,4 +110,4 @@ def _separates(region: tuple[Range, ...], row: Var) -> bool:
     return len(steps) == 1 and steps[0][0] >= steps[0][1] > 0
 
 
-__all__ = ["Group", "groups", "iterations", "parallel_extent", "row_aligned", "stages"]
+__all__ = ["Group", "groups", "iterations", "parallel_extent", "row_aligned", "row_regions", "same_slices", "stages"]

@@ -24,7 +24,6 @@ import dataclasses
 import math
 
 from vta.compiler.tir.expr import Add, Expr, IntImm, Max, Min, Var, and_, free_vars, substitute
-from vta.compiler.tir.region import touched_region, touches
 from vta.compiler.tir.scalar import FloatImm
 from vta.compiler.tir.schedule import THREAD_AXES, Schedule, ScheduleError
 from vta.compiler.tir.simplify import linear_form, simplify
@@ -36,13 +35,14 @@ from vta.compiler.tir.stmt import (
     BufferStore,
     For,
     IterVar,
-    Range,
     SeqStmt,
     Stmt,
     as_region,
     seq,
 )
 from vta.compiler.tir.transform import replace_stmt, substitute_stmt, walk_stmt
+
+from vta.compiler.cpu.groups import row_regions, same_slices
 
 from .lower import buffers_of, stages
 
@@ -284,14 +284,8 @@ def row_aligned_shared(a: For, b: For) -> bool:
     row = Var("row")
     written = {x.buffer for st in (a, b) for x in walk_stmt(st) if isinstance(x, BufferStore)}
     for buf in written & buffers_of(a) & buffers_of(b):
-        regions = []
-        for st in (a, b):
-            for write in (False, True):
-                if touches(st.body, buf, write):
-                    regions.append(tuple(Range(simplify(substitute(r.min, {st.var: row})), r.extent)
-                                         for r in touched_region(st.body, buf, write)))
-        if not all(simplify(p.min - q.min) == IntImm(0) and simplify(p.extent - q.extent) == IntImm(0)
-                   for r in regions[1:] for p, q in zip(regions[0], r)):
+        regions = row_regions((a, b), buf, row)
+        if not same_slices(regions):
             return False
         # different rows touch disjoint slices: the slice's flat offset is c·row + d, its span at most c
         # (d may hold the variables of loops around both, fixed while ``row`` runs)
