@@ -9,6 +9,9 @@ Contents:
 - ``tensors.npz``: every constant and array attribute, read with ``allow_pickle=False``;
 - ``host/<k>.ll`` and the signatures in ``model.json``: the host kernels as LLVM IR, compiled
   for the loading machine when the artifact is opened;
+- ``gpu/<k>.json``: a model compiled with ``host="gpu"``: each GPU program (PTX, launches,
+  parameters; `vta.compiler.gpu.GpuProgram`), loaded by the GPU when the model first runs;
+  a step that fell back to the CPU keeps its host kernel and says why;
 - ``accel/<k>.bin``, ``accel/<k>.uops.npy``: each accelerator kernel's instruction stream
   and micro-op image, with its DRAM layout in ``model.json``.
 """
@@ -33,8 +36,9 @@ from vta.compiler.tir.ops import Epilogue
 from vta.isa import Config, decode_insns, encode_insns
 
 FORMAT = "vta-model"
-FORMAT_VERSION = 3  # 2: host kernels are entered through an argument vector; 3: steps list the outputs they write
-_READABLE = (2, 3)  # a format-2 step writes its node's first output only
+# 2: host kernels are entered through an argument vector; 3: steps list the outputs they write; 4: GPU programs
+FORMAT_VERSION = 4
+_READABLE = (2, 3, 4)  # a format-2 step writes its node's first output only
 _RECORDS = {"Conv2d": Conv2d, "Dense": Dense, "Epilogue": Epilogue}
 
 
@@ -106,11 +110,17 @@ def save(exe: Executable, path: str | Path) -> None:
                       "outputs": [vid(v) for v in n.outputs], "attrs": {k: _attr_out(a, t) for k, a in n.attrs.items()}})
     outputs = [vid(v) for v in g.outputs]
     host: dict[int, int] = {}
+    gpu: dict[int, int] = {}
     files: dict[str, bytes] = {}
     steps, accel_meta = [], []
     for i, st in enumerate(exe.steps):
         s: dict[str, Any] = {"node": i, "kind": st.kind, "outputs": [vid(v) for v in st.outs]}
-        if st.kind == "kernel":
+        if st.gpu is not None:
+            if id(st.gpu) not in gpu:
+                gpu[id(st.gpu)] = len(gpu)
+                files[f"gpu/{gpu[id(st.gpu)]}.json"] = json.dumps(st.gpu.to_dict()).encode()  # type: ignore[attr-defined]
+            s.update(kind="gpu", gpu=gpu[id(st.gpu)], args=[vid(v) for v in st.args])
+        elif st.kind == "kernel":
             k = st.kernel
             if id(k) not in host:
                 host[id(k)] = len(host)
@@ -118,6 +128,8 @@ def save(exe: Executable, path: str | Path) -> None:
                 s["signature"] = k.sig.to_dict()  # type: ignore[union-attr]
             s["kernel"] = host[id(k)]
             s["args"] = [vid(v) for v in st.args]
+            if st.fallback:
+                s["fallback"] = st.fallback
         elif st.kind == "accel":
             ak: AccelKernel = st.accel  # type: ignore[assignment]
             j = len(accel_meta)
@@ -133,6 +145,7 @@ def save(exe: Executable, path: str | Path) -> None:
         steps.append(s)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "vta_version": _version(),
             "config": exe.config.to_dict() if exe.config is not None else None, "accelerated": exe.accelerated,
+            "host": exe.host,
             "graph": {"name": g.name, "values": values, "inputs": inputs, "outputs": outputs, "nodes": nodes,
                       "plan": {k: list(v) for k, v in g.plan.items()}, "arena_bytes": g.arena_bytes},
             "steps": steps, "accel_kernels": accel_meta}
@@ -190,6 +203,7 @@ def _rebuild(meta: dict[str, Any], arrays: Any, cfg: Config | None, z: zipfile.Z
               {k: (int(v[0]), int(v[1])) for k, v in gm.get("plan", {}).items()}, int(gm.get("arena_bytes", 0)))
     g.check()
     kernels: dict[int, Any] = {}
+    programs: dict[int, Any] = {}
     steps = []
     for s in meta["steps"]:
         n = nodes[s["node"]]
@@ -202,7 +216,9 @@ def _rebuild(meta: dict[str, Any], arrays: Any, cfg: Config | None, z: zipfile.Z
             if len(kernels[k].sig.params) != len(args) + len(outs):
                 raise GraphError(f"step of node {n.name}: host kernel {k} takes {len(kernels[k].sig.params)} arrays, "
                                  f"the step gives {len(args)} input(s) and {len(outs)} output(s)")
-            steps.append(Step(n, "kernel", kernels[k], args, outs=outs))
+            steps.append(Step(n, "kernel", kernels[k], args, outs=outs, fallback=s.get("fallback")))
+        elif s["kind"] == "gpu":
+            steps.append(_gpu_step(s, n, outs, values, programs, z))
         elif s["kind"] == "accel":
             if cfg is None:
                 raise GraphError("an accelerator step without an accelerator config")
@@ -218,7 +234,29 @@ def _rebuild(meta: dict[str, Any], arrays: Any, cfg: Config | None, z: zipfile.Z
             steps.append(Step(n, "accel", accel=ak, args=[values[i] for i in s["args"]], outs=outs))
         else:
             steps.append(Step(n, "view", outs=outs))
-    return Executable(g, steps, 0.0, len(kernels), cfg, int(meta.get("accelerated", 0)))
+    host = str(meta.get("host", "cpu"))
+    return Executable(g, steps, 0.0, len(kernels) + len(programs), cfg, int(meta.get("accelerated", 0)), host)
+
+
+def _gpu_step(s: dict[str, Any], n: Node, outs: list[Value], values: list[Value], programs: dict[int, Any],
+              z: zipfile.ZipFile) -> Step:
+    """A GPU step, its program read once per file, its parameters checked against the step's values."""
+    from vta.compiler.gpu import GpuProgram
+
+    k = int(s["gpu"])
+    if k not in programs:
+        programs[k] = GpuProgram.from_dict(json.loads(z.read(f"gpu/{k}.json")))
+    prog = programs[k]
+    args = [values[i] for i in s["args"]]
+    vals = args + outs
+    if len(prog.params) != len(vals):
+        raise GraphError(f"step of node {n.name}: GPU program {k} takes {len(prog.params)} arrays, the step gives "
+                         f"{len(args)} input(s) and {len(outs)} output(s)")
+    for (name, shape, dtype), v in zip(prog.params, vals):
+        if v.dtype != dtype or int(np.prod(shape)) != int(np.prod(v.static_shape() or (1,))):
+            raise GraphError(f"step of node {n.name}: GPU program {k}'s parameter {name} is {dtype}{list(shape)}, "
+                             f"but the step gives {v.name}: {v.type_str()}")
+    return Step(n, "kernel", None, args, outs=outs, gpu=prog)
 
 
 def _step_outputs(s: dict[str, Any], n: Node, values: list[Value]) -> list[Value]:

@@ -54,6 +54,7 @@ DEVICES = {
     "LFE5U-25F": Device("LFE5U-25F", "ecp5", 24288, 56, 28),
     "LFE5U-45F": Device("LFE5U-45F", "ecp5", 43848, 108, 72),
     "LFE5U-85F": Device("LFE5U-85F", "ecp5", 83640, 208, 156),
+    "LFE5UM5G-85F": Device("LFE5UM5G-85F", "ecp5", 83640, 208, 156),  # the 85F die with 5G SERDES
 }
 
 
@@ -100,6 +101,18 @@ BOARDS: dict[str, Board] = {
         _board_config(25_000_000, block_in=2, block_out=2, uop_buffer_bytes=1 << 10, inp_buffer_bytes=1 << 8,
                       wgt_buffer_bytes=1 << 8, acc_buffer_bytes=1 << 10, insn_queue_depth=8, token_queue_depth=16),
         1 << 15, description="Radiona ULX3S with an LFE5U-25F, UART through its FTDI USB port"),
+    # Another ECP5-25F board: the ulx3s-25f design on a BG256 package.
+    "icesugar-pro": Board(
+        "icesugar-pro", "amaranth_boards.icesugar_pro:ICESugarProPlatform", DEVICES["LFE5U-25F"], 25_000_000,
+        _board_config(25_000_000, block_in=2, block_out=2, uop_buffer_bytes=1 << 10, inp_buffer_bytes=1 << 8,
+                      wgt_buffer_bytes=1 << 8, acc_buffer_bytes=1 << 10, insn_queue_depth=8, token_queue_depth=16),
+        1 << 15, description="Muse Lab iCESugar-Pro (LFE5U-25F), UART through its USB debugger"),
+    # Lattice's ECP5-5G evaluation board: the ulx3s-85f design at the board's 12 MHz oscillator.
+    "ecp5-5g-evn": Board(
+        "ecp5-5g-evn", "amaranth_boards.ecp5_5g_evn:ECP55GEVNPlatform", DEVICES["LFE5UM5G-85F"], 12_000_000,
+        _board_config(12_000_000, block_in=8, block_out=8, uop_buffer_bytes=1 << 12, inp_buffer_bytes=1 << 13,
+                      wgt_buffer_bytes=1 << 15, acc_buffer_bytes=1 << 14, insn_queue_depth=16, token_queue_depth=64),
+        1 << 17, description="Lattice ECP5-5G Evaluation Board (LFE5UM5G-85F), UART through its FTDI USB port"),
 }
 
 

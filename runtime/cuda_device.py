@@ -23,6 +23,14 @@ _NP = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32,
        "float16": np.float16, "float32": np.float32, "float64": np.float64, "bool": np.uint8}
 
 
+def device_dtype(dtype: str) -> np.dtype:  # type: ignore[type-arg]
+    """The numpy type of a loop-IR dtype in GPU memory (bool is one byte, uint8)."""
+    try:
+        return np.dtype(_NP[dtype])
+    except KeyError:
+        raise CudaError(f"no GPU representation of dtype {dtype}") from None
+
+
 class CudaError(VTAError):
     """A CUDA driver call failed (the message names the call and the CUDA error)."""
 
@@ -103,6 +111,14 @@ class DeviceArray:
     shape: tuple[int, ...]
     dtype: np.dtype
     _freed: bool = field(default=False, repr=False)
+    owner: bool = True  # False: a view of another array's memory (`reshape`), which frees it
+
+    def reshape(self, shape: tuple[int, ...]) -> DeviceArray:
+        """The same memory as an array of ``shape`` (as many elements), not owning it."""
+        shape = tuple(int(d) for d in shape)
+        if int(np.prod(shape, dtype=np.int64)) != int(np.prod(self.shape, dtype=np.int64)):
+            raise ValueError(f"cannot view a device array of shape {self.shape} as {shape}")
+        return DeviceArray(self.device, self.ptr, shape, self.dtype, owner=False)
 
     @property
     def nbytes(self) -> int:
@@ -128,7 +144,7 @@ class DeviceArray:
         return out
 
     def free(self) -> None:
-        if not self._freed and self.ptr:
+        if self.owner and not self._freed and self.ptr:
             self._freed = True
             check(_driver().cuMemFree(self.ptr), "cuMemFree")
 

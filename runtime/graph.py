@@ -1,5 +1,6 @@
 """The graph executor: runs a compiled module's steps in order on their devices (host
-kernels on the CPU, views without copies) and reports per-operator time.
+kernels on the CPU, or on the GPU for an executable compiled with ``host="gpu"``: see
+`vta.runtime.gpu_graph`; views without copies) and reports per-operator time.
 
 `run_graph(exe, feeds)` checks every input (name, dtype, shape) and returns the outputs by
 name and a `Report`.
@@ -129,6 +130,18 @@ def run_graph(exe: Executable, feeds: dict[str, np.ndarray], device: Device | No
     calibration)."""
     env = check_feeds(exe, feeds)
     report = Report()
+    if device is None and exe.config is not None and not reference and \
+            any(st.kind == "accel" for st in exe.steps):
+        device = open_device(target, exe.config)
+    if exe.host == "gpu":
+        from .gpu_graph import gpu_runner
+
+        runner = gpu_runner(exe)
+        t_all = time.perf_counter()
+        with runner.lock:
+            outputs = runner.run(env, report, device, reference, keep)
+        report.seconds = time.perf_counter() - t_all
+        return outputs, report
     plan = exe.graph.plan
     arena = np.empty(exe.graph.arena_bytes, np.uint8) if plan else None
 
@@ -140,9 +153,6 @@ def run_graph(exe: Executable, feeds: dict[str, np.ndarray], device: Device | No
             return np.empty(shape, dt)
         off, nb = plan[v.name]
         return arena[off:off + nb].view(dt).reshape(shape)
-    if device is None and exe.config is not None and not reference and \
-            any(st.kind == "accel" for st in exe.steps):
-        device = open_device(target, exe.config)
 
     def get(v: Value) -> np.ndarray:
         return v.const if v.const is not None else env[v.uid]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib
-import inspect
 import os
 import sys
 import time
@@ -26,7 +25,7 @@ from vta.isa.errors import ConfigError, VTAError
 from .workloads import WorkloadSpec, epilogue_of, operator
 
 STATUS_OK, STATUS_INVALID, STATUS_ERROR = "ok", "invalid", "error"
-SYNTH_MODULE = "vta.hw.synth"
+SYNTH_MODULE, FMAX_MODULE = "vta.hw.synth", "vta.hw.fmax"
 BUFFERS = ("uop", "inp", "wgt", "acc")
 REPORT_KEY = "_report"  # a synthesis row's full report (JSON-able), kept out of the table
 
@@ -178,15 +177,12 @@ def synth_module() -> Any:
     return mod
 
 
-def fmax_mode(mod: Any) -> str | None:
-    """How the synth module gives Fmax: 'estimate' (an ``fmax`` keyword of `estimate`),
-    'function' (a module-level ``fmax(config, family)``), or None when it does not."""
+def fmax_module() -> Any:
+    """`vta.hw.fmax`, or a `VTAError` saying why it cannot be used."""
     try:
-        if "fmax" in inspect.signature(mod.estimate).parameters:
-            return "estimate"
-    except (TypeError, ValueError):
-        pass
-    return "function" if callable(getattr(mod, "fmax", None)) else None
+        return importlib.import_module(FMAX_MODULE)
+    except ImportError as e:
+        raise VTAError(f"--fmax needs {FMAX_MODULE}, which cannot be imported here ({e})") from None
 
 
 def scalar_columns(d: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -203,34 +199,24 @@ def _as_dict(report: Any) -> dict[str, Any]:
     raise VTAError(f"{SYNTH_MODULE} returned a {type(report).__name__} without to_dict()")
 
 
-def _fmax_value(value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    d = _as_dict(value)
-    for k in ("fmax_mhz", "fmax"):
-        if k in d:
-            return float(d[k])
-    raise VTAError(f"{SYNTH_MODULE}.fmax gave no fmax_mhz")
-
-
 def synthesize(payload: dict[str, Any]) -> dict[str, Any]:
     """Synthesis estimate of one config (``config``, ``family``, ``fmax``): the scalars of
     `vta.hw.synth.estimate(config, family).to_dict()` as ``synth_*`` columns, and the whole
-    report under ``REPORT_KEY`` (the runner writes it to a JSON file, not to the table)."""
+    report under ``REPORT_KEY`` (the runner writes it to a JSON file, not to the table).
+    With ``fmax``, `vta.hw.fmax.fmax` (place and route out of context) adds ``synth_fmax_mhz``,
+    ``synth_fmax_device`` and ``synth_meets_timing``."""
     t0 = time.perf_counter()
     row: dict[str, Any] = {"key": payload["key"], "config_key": payload["config_key"], "family": payload["family"]}
     try:
         cfg = Config(**payload["config"])
         mod = synth_module()
-        want_fmax = bool(payload.get("fmax"))
-        mode = fmax_mode(mod) if want_fmax else None
-        if want_fmax and mode is None:
-            raise VTAError(f"{SYNTH_MODULE} offers no Fmax estimate")
-        report = _as_dict(mod.estimate(cfg, payload["family"], **({"fmax": True} if mode == "estimate" else {})))
+        report = _as_dict(mod.estimate(cfg, payload["family"]))
         row.update(scalar_columns(report, "synth"))
+        if payload.get("fmax"):
+            f = fmax_module().fmax(cfg, payload["family"])
+            row.update(synth_fmax_mhz=f.fmax_mhz, synth_fmax_device=f.device, synth_meets_timing=f.meets_timing)
+            report = {**report, "fmax": f.to_dict()}
         row[REPORT_KEY] = report
-        if mode == "function":
-            row["synth_fmax_mhz"] = _fmax_value(mod.fmax(cfg, payload["family"]))
         row["status"] = STATUS_OK
     except Exception as e:  # noqa: BLE001 - a failed estimate is recorded for its config
         row.update(status=STATUS_ERROR, error=error_text(e))

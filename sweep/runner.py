@@ -25,7 +25,7 @@ from vta.isa import Config
 from vta.isa.errors import ConfigError, VTAError
 
 from .analysis import config_summary, cost_axes, pareto_front
-from .evaluate import REPORT_KEY, STATUS_ERROR, STATUS_INVALID, STATUS_OK, fmax_mode, synth_module
+from .evaluate import REPORT_KEY, STATUS_ERROR, STATUS_INVALID, STATUS_OK, fmax_module, synth_module
 from .executors import Executor, Task, make_executor
 from .plots import write_plots
 from .space import KEY_VERSION, Point, Space, stable_hash
@@ -155,10 +155,11 @@ def check_synth(family: str | None, fmax: bool) -> None:
     if fmax and not family:
         raise VTAError("--fmax needs --synth FAMILY")
     if family:
-        mod = synth_module()
-        if fmax and fmax_mode(mod) is None:
-            raise VTAError("--fmax: vta.hw.synth offers no Fmax estimate (neither estimate(..., fmax=True) "
-                           "nor fmax(config, family))")
+        synth_module()
+        if fmax:
+            if family != "ecp5":
+                raise VTAError(f"--fmax places and routes with nextpnr-ecp5: it needs --synth ecp5, not {family}")
+            fmax_module()
 
 
 def _progress(show: bool) -> Any:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from vta.hw.bitstream import parse_log_fmax, parse_report
+from vta.hw.board import TOP, BoardTop, PlatformTop
 from vta.hw.boards import BOARDS, FitError, bram_blocks, check_fit, estimate, multipliers, suggest_buffers
+from vta.hw.uart import uart_divisor
 from vta.isa import PRESETS
 
 from vta.cli import main
@@ -24,6 +26,22 @@ def test_every_preset_fits_its_board() -> None:
         est = check_fit(b.config, b)
         assert est.fits, name
         assert b.config.clock_mhz * 1e6 == b.clock_hz
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_every_preset_prepares_a_build_plan(name: str, tmp_path: Path) -> None:
+    """Each preset's platform exists, has the UART the host link needs, and writes a complete
+    plan for its device (constraints naming the UART pins, the nextpnr device flag), without tools."""
+    b = BOARDS[name]
+    platform = b.platform_class()()
+    assert platform.device == b.device.name
+    top = PlatformTop(BoardTop(b.config, b.mem_bytes, b.clock_hz, uart_divisor(b.clock_hz, b.baud)))
+    plan = platform.prepare(top, name=TOP)
+    plan.extract(str(tmp_path))
+    lpf = (tmp_path / f"{TOP}.lpf").read_text()
+    assert "uart_0__rx" in lpf and "uart_0__tx" in lpf
+    script = (tmp_path / f"build_{TOP}.sh").read_text()
+    assert {"LFE5U-25F": "--25k", "LFE5U-85F": "--85k", "LFE5UM5G-85F": "--um5g-85k"}[b.device.name] in script
 
 
 def test_bram_and_multiplier_estimates() -> None:

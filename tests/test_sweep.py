@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import vta.hw.fmax
 from click.testing import CliRunner
 from conftest import needs_rtl
 from vta.compiler.accel.build import build
 from vta.compiler.accel.schedules import RESNET18, Conv2d, Dense
 from vta.compiler.tir.ops import Epilogue
+from vta.hw.fmax import FmaxReport
 from vta.isa import PRESETS, Config
+from vta.isa.errors import VTAError
 from vta.sweep import (
     InlineExecutor,
     LocalExecutor,
@@ -275,18 +278,26 @@ def test_synth_estimates_run_once_per_config_and_join(tmp_path: Path, monkeypatc
 
     fake = types.ModuleType("vta.hw.synth")
     fake.estimate = estimate  # type: ignore[attr-defined]
-    fake.fmax = lambda config, family: 200.0 - config.block_out  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "vta.hw.synth", fake)
+
+    def fmax(config: Config, family: str) -> FmaxReport:
+        return FmaxReport(config.name, family, "LFE5U-45F", config.clock_mhz, 200.0 - config.block_out, {}, 1, "k")
+
+    monkeypatch.setattr(vta.hw.fmax, "fmax", fmax)
     space, out = small_space(tmp_path), tmp_path / "sweep"
-    res = run_sweep(space, out, executor=InlineExecutor(), synth="ice40", fmax=True)
-    assert sorted(calls) == sorted((Config(**c).name, "ice40") for c in space.configs())  # 4 configs, not 8 points
+    with pytest.raises(VTAError, match="--fmax places and routes with nextpnr-ecp5: it needs --synth ecp5"):
+        run_sweep(space, out, executor=InlineExecutor(), synth="ice40", fmax=True)
+    res = run_sweep(space, out, executor=InlineExecutor(), synth="ecp5", fmax=True)
+    assert sorted(calls) == sorted((Config(**c).name, "ecp5") for c in space.configs())  # 4 configs, not 8 points
     synth_rows = csv_rows(out / "synth.csv")
     assert len(synth_rows) == 4 and not any(c.startswith(("synth_modules", "synth_cells"))
                                             for c in synth_rows[0])  # breakdowns stay in the JSON reports
     reports = [json.loads((out / "synth_reports" / f"{r['key']}.json").read_text()) for r in synth_rows]
-    assert all(rep["modules"] == [{"name": "vta_core", "luts": 1}] for rep in reports)
+    assert all(rep["modules"] == [{"name": "vta_core", "luts": 1}] and rep["fmax"]["device"] == "LFE5U-45F"
+               for rep in reports)
     for r in res.rows:
         assert r["synth_luts"] == 100 * r["macs_per_cycle"] and r["synth_fmax_mhz"] == 200 - r["block_out"]
+        assert r["synth_fmax_device"] == "LFE5U-45F" and r["synth_meets_timing"] in (True, "True")
     assert set(res.pareto) == {"LUT", "FF", "DSP", "BRAM"}
     s = {x["config_name"]: x for x in res.summary}
     one = next(iter(s.values()))
@@ -294,7 +305,7 @@ def test_synth_estimates_run_once_per_config_and_join(tmp_path: Path, monkeypatc
     configs = csv_rows(out / "configs.csv")
     assert {"LUT", "DSP", "BRAM", "pareto_LUT"} <= set(configs[0])
     calls.clear()
-    again = run_sweep(space, out, executor=InlineExecutor(), synth="ice40", fmax=True)  # resumes: nothing to do
+    again = run_sweep(space, out, executor=InlineExecutor(), synth="ecp5", fmax=True)  # resumes: nothing to do
     assert calls == [] and again.computed == []
 
 
@@ -406,8 +417,8 @@ def test_ctrl_c_stops_the_sweep_and_a_rerun_resumes(tmp_path: Path) -> None:
 
 def test_the_real_synth_reports_columns_are_recognised() -> None:
     """`vta.hw.synth`'s report layout, as the sweep reads it (no Yosys run)."""
-    synth = pytest.importorskip("vta.hw.synth")
-    from vta.sweep.evaluate import fmax_mode, scalar_columns
+    import vta.hw.synth as synth
+    from vta.sweep.evaluate import scalar_columns
 
     report = synth.SynthReport(config="tiny", family="ecp5", flatten=False, top="vta_core",
                                total=synth.Resources(luts=1, ffs=2, dsps=3, brams=4, lutrams=5), cells={"LUT4": 1},
@@ -415,4 +426,4 @@ def test_the_real_synth_reports_columns_are_recognised() -> None:
     cols = scalar_columns(report.to_dict(), "synth")
     assert resource_columns(cols) == {"LUT": "synth_luts", "FF": "synth_ffs", "DSP": "synth_dsps",
                                       "BRAM": "synth_brams"}
-    assert cols["synth_dsps"] == 3 and fmax_mode(synth) in (None, "estimate", "function")
+    assert cols["synth_dsps"] == 3

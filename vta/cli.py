@@ -135,8 +135,11 @@ def hw_verilog(spec: str | None, outdir: Path) -> None:
 @click.option("--family", default="ecp5", show_default=True, help="ecp5, ice40, xilinx7 or generic")
 @click.option("--flatten", is_flag=True, help="synthesize flattened (a bitstream build's totals, no per-module rows)")
 @click.option("--no-cache", is_flag=True, help="run Yosys even when the result is cached")
+@click.option("--fmax", is_flag=True, help="also place and route the core out of context (ecp5, minutes) for its Fmax")
+@click.option("--device", default=None, help="with --fmax: the ECP5 device (default: the smallest that fits)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def hw_synth(spec: str | None, family: str, flatten: bool, no_cache: bool, as_json: bool) -> None:
+def hw_synth(spec: str | None, family: str, flatten: bool, no_cache: bool, fmax: bool, device: str | None,
+             as_json: bool) -> None:
     """Estimate LUTs, FFs, DSPs and block RAMs of a config with Yosys, per module and buffer.
 
     Results are cached in ~/.cache/vta/synth by the design and flags; the first run on a
@@ -146,14 +149,22 @@ def hw_synth(spec: str | None, family: str, flatten: bool, no_cache: bool, as_js
     Examples:
       vta hw synth --config tiny
       vta hw synth --config default --family xilinx7 --json
+      vta hw synth --config tiny --fmax
     """
     from vta.hw.synth import estimate
 
     cfg = _config(spec)
-    r = estimate(cfg, family, flatten=flatten, use_cache=not no_cache,
-                 progress=lambda msg: err.print(f"[dim]{msg}...[/]"))
+    say = lambda msg: err.print(f"[dim]{msg}...[/]")
+    r = estimate(cfg, family, flatten=flatten, use_cache=not no_cache, progress=say)
+    f = None
+    if fmax:
+        from vta.hw.fmax import fmax as place_and_route
+
+        f = place_and_route(cfg, family, device=device, use_cache=not no_cache, progress=say)
+    elif device is not None:
+        raise VTAError("--device is for --fmax (the device the core is placed and routed on)")
     if as_json:
-        click.echo(json.dumps(r.to_dict(), indent=2))
+        click.echo(json.dumps({**r.to_dict(), **({"fmax": f.to_dict()} if f else {})}, indent=2))
         return
     cols = ("LUT", "FF", "DSP", "BRAM", "LUTRAM")
     t = Table(title=f"{r.family} estimate of {r.config} ({'flattened' if r.flatten else 'hierarchy kept'})")
@@ -175,6 +186,12 @@ def hw_synth(spec: str | None, family: str, flatten: bool, no_cache: bool, as_js
     out.print(f"total: {r.luts:,} LUT, {r.ffs:,} FF, {r.dsps} DSP, {r.brams} BRAM, {r.lutrams} LUTRAM "
               f"({r.yosys}; {'cached' if r.cached else f'{r.synth_seconds:.1f} s'})")
     out.print(f"[dim]{r.counting}[/]")
+    if f is not None:
+        timing = "meets" if f.meets_timing else "[red]misses[/]"
+        used = ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in f.utilization.items() if v["used"])
+        mhz = f"{f.fmax_mhz:.1f} MHz" if f.fmax_mhz is not None else "not reported"
+        out.print(f"Fmax {mhz} on {f.device} out of context ({timing} the config's "
+                  f"{f.target_mhz:g} MHz; {'cached' if f.cached else f'{f.seconds:.0f} s'}): {used}")
 
 
 @hw.command("bitstream")
@@ -321,6 +338,8 @@ def _device(target: str, cfg: Config, race_check: bool, dram_bytes: int | None =
 @click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy", help="model input (repeatable)")
 @click.option("--calibration", metavar="FILE.npz", help="model: calibration samples (default: the inputs)")
 @click.option("--float", "float_only", is_flag=True, help="model: run in float on the host, no accelerator")
+@click.option("--host", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="model: where the operators not on the accelerator run (gpu: an NVIDIA GPU via CUDA)")
 @click.option("--dump-after", multiple=True, metavar="PASS", help="model: print the graph after this pass")
 @click.option("--trace", type=click.Path(dir_okay=False, path_type=Path),
               help="model: write a Perfetto/Chrome trace of the run")
@@ -329,7 +348,7 @@ def _device(target: str, cfg: Config, race_check: bool, dram_bytes: int | None =
 def run(program: Path | None, target: str, port: str | None, baud: int | None, max_cycles: int | None,
         spec: str | None, as_json: bool,
         outdir: Path | None, no_race_check: bool, inputs: tuple[str, ...], calibration: str | None,
-        float_only: bool, dump_after: tuple[str, ...], trace: Path | None, demo: str) -> None:
+        float_only: bool, host: str, dump_after: tuple[str, ...], trace: Path | None, demo: str) -> None:
     """Run a model (.onnx), a program (.vtaprog or assembly), or the bundled default.
 
     A model is compiled for the config: convolutions and dense layers are
@@ -347,6 +366,7 @@ def run(program: Path | None, target: str, port: str | None, baud: int | None, m
       vta run
       vta run model.onnx --input image=x.npy --trace run.json
       vta run model.onnx --target rtl --config tiny --json
+      vta run model.onnx --host gpu
       vta run examples/gemm_relu.s --output results/
       vta run --demo gemm --config batch4
       vta run --demo gemm --target fpga --port /dev/ttyUSB0
@@ -357,10 +377,11 @@ def run(program: Path | None, target: str, port: str | None, baud: int | None, m
     if program is not None and program.suffix in (".onnx", ".vtapkg"):
         from vta.cli_model import run_model_cmd
 
-        run_model_cmd(program, target, spec, as_json, outdir, inputs, calibration, float_only, dump_after, trace)
+        run_model_cmd(program, target, spec, as_json, outdir, inputs, calibration, float_only, dump_after, trace,
+                      host)
         return
-    if inputs or calibration or float_only or dump_after or trace:
-        raise click.UsageError("--input, --calibration, --float, --dump-after and --trace apply to models "
+    if inputs or calibration or float_only or dump_after or trace or host != "cpu":
+        raise click.UsageError("--input, --calibration, --float, --host, --dump-after and --trace apply to models "
                                "(.onnx, .vtapkg)")
     if program is None and demo == "gemm":
         _run_default(_device(target, _config(spec), not no_race_check, max_cycles=max_cycles), target, as_json,
@@ -518,13 +539,15 @@ main.add_command(op)
               help="the compiled model (.vtapkg)")
 @click.option("--config", "spec", default=None, help=_CONFIG_HELP)
 @click.option("--float", "float_only", is_flag=True, help="compile for the host only (no quantization)")
+@click.option("--host", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="where the operators not on the accelerator run (gpu: PTX; no GPU needed to compile)")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy",
               help="an input (its shape is compiled for; it calibrates too)")
 @click.option("--shape", "shapes", multiple=True, metavar="NAME=D0,D1,...", help="an input's shape")
 @click.option("--calibration", metavar="FILE.npz", help="calibration samples, stacked per input name")
 @click.option("--dump-after", multiple=True, metavar="PASS", help="print the graph after this pass")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def compile_(model: Path, output: Path, spec: str | None, float_only: bool, inputs: tuple[str, ...],
+def compile_(model: Path, output: Path, spec: str | None, float_only: bool, host: str, inputs: tuple[str, ...],
              shapes: tuple[str, ...], calibration: str | None, dump_after: tuple[str, ...], as_json: bool) -> None:
     """Compile an ONNX model into one artifact file that `vta run` takes.
 
@@ -536,7 +559,7 @@ def compile_(model: Path, output: Path, spec: str | None, float_only: bool, inpu
     """
     from vta.cli_model import compile_cmd
 
-    compile_cmd(model, output, spec, float_only, inputs, shapes, calibration, dump_after, as_json)
+    compile_cmd(model, output, spec, float_only, inputs, shapes, calibration, dump_after, as_json, host)
 
 
 # ---- sweep --------------------------------------------------------------

@@ -13,7 +13,7 @@ from vta.isa import resolve
 
 def run_model_cmd(path: Path, target: str, spec: str | None, as_json: bool, outdir: Path | None,
                   inputs: tuple[str, ...], calibration: str | None, float_only: bool, dump_after: tuple[str, ...],
-                  trace: Path | None) -> None:
+                  trace: Path | None, host: str = "cpu") -> None:
     from vta.cli import _save, err, out
     from vta.model import (
         calibration_set, compile_model, parse_inputs, random_feeds, random_inputs, report_dict, run_model, write_trace,
@@ -24,9 +24,9 @@ def run_model_cmd(path: Path, target: str, spec: str | None, as_json: bool, outd
     if path.suffix == ".vtapkg":
         from vta.compiler import artifact
 
-        if calibration or float_only or dump_after:
-            raise click.UsageError("--calibration, --float and --dump-after apply when compiling; "
-                                   f"{path.name} is compiled already")
+        if calibration or float_only or dump_after or host != "cpu":
+            raise click.UsageError("--calibration, --float, --host and --dump-after apply when compiling; "
+                                   f"{path.name} is compiled already (for the host it was compiled for)")
         exe = artifact.load(path, resolve(spec) if spec else None)
         cfg = exe.config
         feeds = parse_inputs(inputs) if inputs else random_feeds(exe)
@@ -35,7 +35,7 @@ def run_model_cmd(path: Path, target: str, spec: str | None, as_json: bool, outd
         feeds = parse_inputs(inputs) if inputs else random_inputs(str(path))
         with err.status("compiling"):
             exe = compile_model(str(path), feeds, cfg, calibration_set(calibration, feeds), set(dump_after),
-                                lambda text: click.echo(text, err=as_json))
+                                lambda text: click.echo(text, err=as_json), host=host)
     if not inputs and not as_json:
         err.print("[dim]no --input given: running on random inputs[/]")
     run = run_model(exe, feeds, target)
@@ -45,12 +45,14 @@ def run_model_cmd(path: Path, target: str, spec: str | None, as_json: bool, outd
         write_trace(run, trace, cfg.clock_mhz if cfg is not None else 100.0)
     if as_json:
         click.echo(json.dumps({"model": str(path), "config": cfg.name if cfg else None, "target": target,
+                               "host": exe.host,
                                "compile_s": round(exe.compile_s, 3), "accelerated_ops": exe.accelerated,
                                "outputs": {k: v.tolist() for k, v in run.outputs.items()}, **rep}, indent=1))
         return
     from rich.table import Table
 
-    out.print(f"[bold]{path}[/] on {'the host CPU' if cfg is None else f'{target}, config {cfg.name}'}: "
+    where = f"the host {exe.host.upper()}" if cfg is None else f"{target}, config {cfg.name}, host {exe.host.upper()}"
+    out.print(f"[bold]{path}[/] on {where}: "
               f"compiled in {exe.compile_s:.2f} s, {exe.accelerated} operators on the accelerator",
               soft_wrap=True)  # a long model path must not split the line
     t = Table(title="per operator")
@@ -74,7 +76,8 @@ def run_model_cmd(path: Path, target: str, spec: str | None, as_json: bool, outd
 
 
 def compile_cmd(model: Path, output: Path, spec: str | None, float_only: bool, inputs: tuple[str, ...],
-                shapes: tuple[str, ...], calibration: str | None, dump_after: tuple[str, ...], as_json: bool) -> None:
+                shapes: tuple[str, ...], calibration: str | None, dump_after: tuple[str, ...], as_json: bool,
+                host: str = "cpu") -> None:
     from vta.cli import err, out
     from vta.compiler import artifact
     from vta.model import calibration_set, compile_model, parse_inputs, random_array, random_inputs
@@ -97,15 +100,16 @@ def compile_cmd(model: Path, output: Path, spec: str | None, float_only: bool, i
         feeds[name] = random_array(np.random.default_rng(0), str(feeds[name].dtype), shape)
     with err.status("compiling"):
         exe = compile_model(str(model), feeds, cfg, calibration_set(calibration, feeds), set(dump_after),
-                            lambda text: click.echo(text, err=as_json))
+                            lambda text: click.echo(text, err=as_json), host=host)
     artifact.save(exe, output)
-    info = {"model": str(model), "output": str(output), "config": cfg.name if cfg else None,
+    info = {"model": str(model), "output": str(output), "config": cfg.name if cfg else None, "host": exe.host,
             "compile_s": round(exe.compile_s, 3), "accelerated_ops": exe.accelerated, "host_kernels": exe.kernels,
             "inputs": {v.name: v.type_str() for v in exe.inputs}, "bytes": output.stat().st_size}
     if as_json:
         click.echo(json.dumps(info, indent=1))
     else:
-        out.print(f"compiled {model} in {exe.compile_s:.2f} s for {cfg.name if cfg else 'the host CPU'}: "
+        out.print(f"compiled {model} in {exe.compile_s:.2f} s for {cfg.name if cfg else 'the host'}, host "
+                  f"{exe.host.upper()}: "
                   f"{exe.accelerated} operators on the accelerator, {exe.kernels} host kernels; wrote {output} "
                   f"({info['bytes']:,} bytes)")
 
@@ -114,14 +118,14 @@ def fpga_setup(target: str, port: str | None, baud: int | None, spec: object, pr
     """``--target fpga --port P [--baud B]``: pass the port on to the fpga device (through
     $VTA_FPGA_PORT/$VTA_FPGA_BAUD, which every way of opening it reads) and, when ``probe`` and no
     --config was given, return the config the board reports; otherwise return ``spec``."""
-    import os
-
-    from vta.runtime.fpga_device import BAUD_ENV, PORT_ENV, board_config
-
     if target != "fpga":
         if port is not None or baud is not None:
             raise click.UsageError("--port and --baud apply to --target fpga")
         return spec
+    import os
+
+    from vta.runtime.fpga_device import BAUD_ENV, PORT_ENV, board_config  # imports the RTL's CSR layout (amaranth)
+
     if port is not None:
         os.environ[PORT_ENV] = port
     if baud is not None:

@@ -95,9 +95,10 @@ class ModelRun:
 
 def compile_model(model: object, feeds: dict[str, np.ndarray], config: Config | None,
                   calibration: list[dict[str, np.ndarray]], dump_after: set[str] | None = None,
-                  out=print) -> Executable:  # type: ignore[no-untyped-def]
+                  out=print, host: str = "cpu") -> Executable:  # type: ignore[no-untyped-def]
     mod = import_onnx(model, {k: v.shape for k, v in feeds.items()})
-    return compile_module(mod, config, calibrate(calibration) if config is not None else None, dump_after, out)
+    return compile_module(mod, config, calibrate(calibration) if config is not None else None, dump_after, out,
+                          host=host)
 
 
 def run_model(exe: Executable, feeds: dict[str, np.ndarray], target: str = "fsim") -> ModelRun:

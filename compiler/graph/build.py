@@ -5,6 +5,11 @@ Kernels are cached by their loop-IR text, so the ten identical convolutions of a
 compile once. A step writes its node's first output and each further output that something
 reads (another node or the graph's outputs): `Step.outs`, in the node's order, and a host
 kernel's parameters are its `Step.args`, then its `Step.outs`.
+
+With ``host="gpu"`` the host kernels are GPU programs instead (`vta.compiler.gpu`: the GPU
+default schedule, PTX from llvmlite; no GPU is needed to compile). A function the GPU
+backend cannot schedule or generate keeps a CPU kernel, and its step says why
+(`Step.fallback`), which the run report shows as the operator's device.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from vta.compiler.cpu.schedule import default_schedule
 from vta.compiler.tir.printer import func_str
 from vta.compiler.tir.stmt import PrimFunc
 from vta.isa import Config
+from vta.isa.errors import VTAError
 
 from .ir import Graph, GraphError, Module, Node, Value
 from .ops import ACCEL_OPS, OPS, kernel_of
@@ -36,6 +42,15 @@ class Step:
     last_timeline: list = field(default_factory=list)  # type: ignore[type-arg]  # its last run's instructions
     # the node outputs it writes, in the node's order (a kernel's parameters after ``args``); the first by default
     outs: list[Value] = field(default_factory=list)
+    gpu: object | None = None  # the `GpuProgram` of a host step compiled for the GPU (then ``kernel`` is None)
+    fallback: str | None = None  # why a step of a GPU executable runs on the CPU instead
+
+    @property
+    def device(self) -> str:
+        """Where the step runs: "gpu", "cpu", "accel" or "view"."""
+        if self.kind != "kernel":
+            return self.kind
+        return "gpu" if self.gpu is not None else "cpu"
 
     def __post_init__(self) -> None:
         if not self.outs:
@@ -53,6 +68,7 @@ class Executable:
     kernels: int
     config: Config | None = None
     accelerated: int = 0
+    host: str = "cpu"  # where the host steps run: "cpu" or "gpu"
 
     @property
     def inputs(self) -> list[Value]:
@@ -68,11 +84,14 @@ Calibrate = Callable[[Executable], dict[str, tuple[float, float]]]
 
 def compile_module(mod: Module, config: Config | None = None, calibrate: Calibrate | None = None,
                    dump_after: set[str] | None = None, out: Callable[[str], None] = print,
-                   log: object | None = None) -> Executable:
+                   log: object | None = None, host: str = "cpu") -> Executable:
     """Run the pass pipeline and compile every node. With an accelerator ``config``, the
     float module is compiled first and ``calibrate`` (the executor's calibration run) gives
     the value ranges the quantization needs; convolutions and dense layers then run on the
-    accelerator (tilings from the tuning ``log`` when given) and the rest on the host."""
+    accelerator (tilings from the tuning ``log`` when given) and the rest on the ``host``
+    ("cpu", or "gpu": see the module docstring; calibration runs on the CPU)."""
+    if host not in HOSTS:
+        raise GraphError(f"unknown host '{host}': choose one of {', '.join(HOSTS)}")
     t0 = time.perf_counter()
     ctx = PassContext(config, qdq=is_qdq(mod))
     mod = run_pipeline(mod, ctx, dump_after, out, stop_after=FLOAT_PASSES)
@@ -82,12 +101,13 @@ def compile_module(mod: Module, config: Config | None = None, calibrate: Calibra
     if config is not None and not ctx.qdq:
         ctx.ranges = calibrate(_compile_steps(mod, None, None, 0.0, kernels))
     mod = run_pipeline(mod, ctx, dump_after, out, start="quantize")
-    return _compile_steps(mod, config, log, t0, kernels, ctx.accelerated)
+    return _compile_steps(mod, config, log, t0, kernels, ctx.accelerated, host)
 
 
 def _compile_steps(mod: Module, config: Config | None, log: object | None, t0: float, cache: dict[str, CpuKernel],
-                   accelerated: int = 0) -> Executable:
+                   accelerated: int = 0, host: str = "cpu") -> Executable:
     """Steps for every node; host kernels come from (and go into) ``cache``, keyed by loop-IR text."""
+    gpu_cache: dict[str, object] = {}
     g = mod.main
     steps = []
     used = {v.uid for m in g.nodes for v in m.inputs if v is not None} | {v.uid for v in g.outputs}
@@ -113,14 +133,39 @@ def _compile_steps(mod: Module, config: Config | None, log: object | None, t0: f
         func, args = kernel_of(n, want)
         ins, outs = [n.inputs[i] for i in args], [n.outputs[i] for i in want]
         _check_params(n, func, ins, outs)
+        why = None
+        if host == "gpu":
+            prog, why = _gpu_program(func, gpu_cache)
+            if prog is not None:
+                steps.append(Step(n, "kernel", None, ins, outs=outs, gpu=prog))
+                continue
         func = default_schedule(func)
         key = func_str(func)
         k = cache.get(key)
         if k is None:
             k = cache[key] = compile_cpu(func)
-        steps.append(Step(n, "kernel", k, ins, outs=outs))  # type: ignore[arg-type]
-    host = len({id(st.kernel) for st in steps if st.kernel is not None})
-    return Executable(g, steps, time.perf_counter() - t0 if t0 else 0.0, host, config, accelerated)
+        steps.append(Step(n, "kernel", k, ins, outs=outs, fallback=why))  # type: ignore[arg-type]
+    kernels = len({id(st.kernel or st.gpu) for st in steps if st.kernel is not None or st.gpu is not None})
+    return Executable(g, steps, time.perf_counter() - t0 if t0 else 0.0, kernels, config, accelerated, host)
+
+
+HOSTS = ("cpu", "gpu")
+
+
+def _gpu_program(func: PrimFunc, cache: dict[str, object]) -> tuple[object | None, str | None]:
+    """(the `GpuProgram` of ``func``, None), or (None, why the GPU backend cannot compile it).
+    Programs are cached by the unscheduled function's text."""
+    from vta.compiler.gpu import compile_gpu
+    from vta.compiler.gpu import default_schedule as gpu_schedule
+
+    key = func_str(func)
+    hit = cache.get(key)
+    if hit is None:
+        try:
+            hit = cache[key] = (compile_gpu(gpu_schedule(func)), None)
+        except (VTAError, RuntimeError) as e:  # RuntimeError: llvmlite's verifier and code generator
+            hit = cache[key] = (None, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
+    return hit  # type: ignore[return-value]
 
 
 def output_indices(n: Node, used: set[int]) -> tuple[int, ...]:
