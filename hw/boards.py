@@ -88,31 +88,39 @@ def _board_config(clock_hz: int, **fields: int) -> Config:
     return Config(clock_mhz=clock_hz / 1e6, **fields)
 
 
+def _config_85f(clock_hz: int) -> Config:
+    """An 8x8 int8 GEMM array (64 MACs per cycle) for an ECP5-85F."""
+    return _board_config(clock_hz, block_in=8, block_out=8, uop_buffer_bytes=1 << 12, inp_buffer_bytes=1 << 13,
+                         wgt_buffer_bytes=1 << 15, acc_buffer_bytes=1 << 14, insn_queue_depth=16, token_queue_depth=64)
+
+
+def _config_25f(clock_hz: int) -> Config:
+    """The smallest array that still exercises every unit (2x2), for an ECP5-25F."""
+    return _board_config(clock_hz, block_in=2, block_out=2, uop_buffer_bytes=1 << 10, inp_buffer_bytes=1 << 8,
+                         wgt_buffer_bytes=1 << 8, acc_buffer_bytes=1 << 10, insn_queue_depth=8, token_queue_depth=16)
+
+
 BOARDS: dict[str, Board] = {
-    # ECP5-85F: an 8x8 int8 GEMM array (64 MACs per cycle), 128 KiB of on-chip memory.
+    # ECP5-85F: the 8x8 array with 128 KiB of on-chip memory.
     "ulx3s-85f": Board(
         "ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", DEVICES["LFE5U-85F"], 25_000_000,
-        _board_config(25_000_000, block_in=8, block_out=8, uop_buffer_bytes=1 << 12, inp_buffer_bytes=1 << 13,
-                      wgt_buffer_bytes=1 << 15, acc_buffer_bytes=1 << 14, insn_queue_depth=16, token_queue_depth=64),
-        1 << 17, description="Radiona ULX3S with an LFE5U-85F, UART through its FTDI USB port"),
-    # ECP5-25F: the smallest array that still exercises every unit (2x2), 32 KiB of memory.
+        _config_85f(25_000_000), 1 << 17,
+        description="Radiona ULX3S with an LFE5U-85F, UART through its FTDI USB port"),
+    # ECP5-25F: the 2x2 array with 32 KiB of memory.
     "ulx3s-25f": Board(
         "ulx3s-25f", "amaranth_boards.ulx3s:ULX3S_25F_Platform", DEVICES["LFE5U-25F"], 25_000_000,
-        _board_config(25_000_000, block_in=2, block_out=2, uop_buffer_bytes=1 << 10, inp_buffer_bytes=1 << 8,
-                      wgt_buffer_bytes=1 << 8, acc_buffer_bytes=1 << 10, insn_queue_depth=8, token_queue_depth=16),
-        1 << 15, description="Radiona ULX3S with an LFE5U-25F, UART through its FTDI USB port"),
+        _config_25f(25_000_000), 1 << 15,
+        description="Radiona ULX3S with an LFE5U-25F, UART through its FTDI USB port"),
     # Another ECP5-25F board: the ulx3s-25f design on a BG256 package.
     "icesugar-pro": Board(
         "icesugar-pro", "amaranth_boards.icesugar_pro:ICESugarProPlatform", DEVICES["LFE5U-25F"], 25_000_000,
-        _board_config(25_000_000, block_in=2, block_out=2, uop_buffer_bytes=1 << 10, inp_buffer_bytes=1 << 8,
-                      wgt_buffer_bytes=1 << 8, acc_buffer_bytes=1 << 10, insn_queue_depth=8, token_queue_depth=16),
-        1 << 15, description="Muse Lab iCESugar-Pro (LFE5U-25F), UART through its USB debugger"),
+        _config_25f(25_000_000), 1 << 15,
+        description="Muse Lab iCESugar-Pro (LFE5U-25F), UART through its USB debugger"),
     # Lattice's ECP5-5G evaluation board: the ulx3s-85f design at the board's 12 MHz oscillator.
     "ecp5-5g-evn": Board(
         "ecp5-5g-evn", "amaranth_boards.ecp5_5g_evn:ECP55GEVNPlatform", DEVICES["LFE5UM5G-85F"], 12_000_000,
-        _board_config(12_000_000, block_in=8, block_out=8, uop_buffer_bytes=1 << 12, inp_buffer_bytes=1 << 13,
-                      wgt_buffer_bytes=1 << 15, acc_buffer_bytes=1 << 14, insn_queue_depth=16, token_queue_depth=64),
-        1 << 17, description="Lattice ECP5-5G Evaluation Board (LFE5UM5G-85F), UART through its FTDI USB port"),
+        _config_85f(12_000_000), 1 << 17,
+        description="Lattice ECP5-5G Evaluation Board (LFE5UM5G-85F), UART through its FTDI USB port"),
 }
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from vta.hw.boards import BOARDS  # names only: imports no RTL
 from vta.isa import PRESETS, Config, Program, assemble_file, disassemble, insn_layouts, resolve, uop_layout
 from vta.isa.errors import VTAError
 from vta.sim.fsim import RunStats
@@ -195,7 +196,7 @@ def hw_synth(spec: str | None, family: str, flatten: bool, no_cache: bool, fmax:
 
 
 @hw.command("bitstream")
-@click.option("--board", "board_name", required=True, help="board preset: ulx3s-85f, ulx3s-25f")
+@click.option("--board", "board_name", required=True, help=f"board preset: {', '.join(BOARDS)}")
 @click.option("--config", "spec", default=None, help=f"default: the board preset's; {_CONFIG_HELP}")
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="directory for the bitstream, report.json and build/ (the tools' files and logs)")
