@@ -1,11 +1,14 @@
 """The GPU backend against PyTorch eager, same GPU, same run: single operators (an
-elementwise chain, softmax and layer-norm rows, a row reduction, float32 matmuls), each
+elementwise chain, softmax and layer-norm rows, a row reduction, float32 matmuls, ResNet-18
+convolutions (cuDNN), max/average/global pooling, and a plain copy for the bandwidth the
+memory-bound ones are measured against), each
 default-scheduled (`vta.compiler.gpu.default_schedule`), compiled to PTX by llvmlite and
 launched through the CUDA driver (`vta.runtime.cuda_device`), against the same operator in
 PyTorch on the same device. Device-side times: CUDA events recorded on the stream the
 kernels run on, around --iters back-to-back launches after a warm-up, the median of
 --repeat such measurements divided by --iters. Outputs are checked to agree first.
-PyTorch's matmul runs in strict float32 (TF32 off), like ours.
+PyTorch's matmul and cuDNN's convolutions run in strict float32 (TF32 off), like ours
+(cuDNN with ``benchmark`` on: its fastest algorithm for the shape).
 
     python benchmarks/gpu_ops.py [--repeat 5] [--iters 20] [--json] [--only matmul_2048]
 """
@@ -56,6 +59,7 @@ def _cases() -> list[Case]:
     import torch.nn.functional as F
 
     n = 1 << 24
+    conv = _conv_case
     mm = lambda m, k, nn_: Case(f"matmul_{m}x{k}x{nn_}", lambda: nn.matmul((m, k), (k, nn_), "float32"),
                                 lambda a, b: a @ b, 2.0 * m * k * nn_, 1e-4, 1e-3 * k ** 0.5)
     return [
@@ -67,7 +71,47 @@ def _cases() -> list[Case]:
         Case("reducesum_4096x8192", lambda: nn.reduce("ReduceSum", (4096, 8192), "float32", [1]),
              lambda x: x.sum(-1, keepdim=True), 0, 1e-4, 1e-3),
         mm(256, 256, 256), mm(2048, 2048, 2048), mm(4096, 4096, 4096),
+        # ResNet-18 convolutions, batch 1 (stride 2 1x1: a downsampling shortcut)
+        conv((1, 64, 56, 56), 64, 3), conv((1, 128, 28, 28), 128, 3), conv((1, 256, 14, 14), 256, 3),
+        conv((1, 512, 7, 7), 512, 3), conv((1, 128, 28, 28), 256, 1, 2), conv((1, 256, 14, 14), 256, 1),
+        conv((1, 3, 224, 224), 64, 7, 2),  # the stem (3 input channels: the direct schedule)
+        conv((1, 256, 28, 28), 256, 3, group=256),  # depthwise
+        conv((8, 64, 56, 56), 64, 3),  # batch 8
+        # pooling, large enough to be bandwidth-bound (compare with copy_256M)
+        Case("maxpool_3x3s2_32x64x112x112", lambda: nn.pool2d("MaxPool", (32, 64, 112, 112), "float32", (3, 3),
+                                                               (2, 2), (1, 1, 1, 1)),
+             lambda x: F.max_pool2d(x, 3, 2, 1), 0),
+        Case("avgpool_3x3s1_32x64x56x56", lambda: nn.pool2d("AveragePool", (32, 64, 56, 56), "float32", (3, 3),
+                                                             (1, 1), (1, 1, 1, 1)),
+             lambda x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False), 0),
+        Case("avgpool_2x2s2_32x128x56x56", lambda: nn.pool2d("AveragePool", (32, 128, 56, 56), "float32", (2, 2),
+                                                              (2, 2)),
+             lambda x: F.avg_pool2d(x, 2, 2), 0),
+        Case("globalavgpool_64x512x7x7", lambda: nn.global_pool("GlobalAveragePool", (64, 512, 7, 7), "float32"),
+             lambda x: x.mean((2, 3), keepdim=True), 0, 1e-4, 1e-5),
+        Case("globalavgpool_32x256x56x56", lambda: nn.global_pool("GlobalAveragePool", (32, 256, 56, 56), "float32"),
+             lambda x: x.mean((2, 3), keepdim=True), 0, 1e-4, 1e-5),
+        Case("copy_256M", lambda: _copy(1 << 26), lambda x: x.clone(), 0),
     ]
+
+
+def _conv_case(x: tuple[int, int, int, int], o: int, k: int, stride: int = 1, group: int = 1) -> Case:
+    import torch.nn.functional as F
+
+    n, c, h, w = x
+    p = k // 2
+    oh, ow = (h + 2 * p - k) // stride + 1, (w + 2 * p - k) // stride + 1
+    name = f"conv_{'x'.join(map(str, x))}_{k}x{k}s{stride}_{o}" + (f"_g{group}" if group > 1 else "")
+    return Case(name, lambda: nn.conv2d(x, (o, c // group, k, k), "float32", (stride, stride), (p, p, p, p),
+                                        group=group),
+                lambda xs, ws: F.conv2d(xs, ws, None, stride, p, 1, group),
+                2.0 * n * o * oh * ow * (c // group) * k * k, 1e-4, 1e-3 * (c // group * k * k) ** 0.5)
+
+
+def _copy(n: int) -> PrimFunc:
+    fb = FuncBuilder("copy")
+    x = fb.input("X", (n,), "float32")
+    return fb.build([fb.compute("Y", (n,), "float32", lambda i: x[i])])
 
 
 def _time(run: Callable[[], None], stream: object, iters: int, repeat: int, event: Callable[[], object],
@@ -98,6 +142,8 @@ def main() -> None:
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False  # cuDNN convolutions in strict float32 too
+    torch.backends.cudnn.benchmark = True  # cuDNN picks its fastest algorithm for each shape
     torch.cuda.init()
     gpu = cuda_device.CudaDevice(0)  # the primary context, which PyTorch uses too
     tstream = torch.cuda.current_stream()

@@ -270,3 +270,89 @@ def test_accelerator_scopes_are_refused() -> None:
     sch.set_scope("M", "acc")
     with pytest.raises(CodegenError, match="accelerator scope 'acc'"):
         compile_gpu(sch.func)
+
+
+# ---- convolutions and pooling -------------------------------------------------------------
+
+def test_conv2d_dense_is_one_tiled_kernel(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from vta.compiler.gpu.conv import MIN_BLOCKS, conv2d_pattern, conv_tile
+
+    f = nn.conv2d((1, 64, 56, 56), (64, 64, 3, 3), "float32", pads=(1, 1, 1, 1))
+    info = conv2d_pattern(Schedule(f), "Y")
+    assert info is not None and (info.ic, info.kh, info.stride, info.grouped) == (64, 3, (1, 1), False)
+    t = conv_tile(info)
+    assert t.blocks(info) >= MIN_BLOCKS and t.ro * t.rx > 1  # most SMs busy, a register tile per thread
+    prog = compile_gpu(default_schedule(f))
+    # the padding is inlined into the shared-memory copy: one kernel, no scratch buffer
+    assert len(prog.kernels) == 1 and prog.scratch == ()
+    k = prog.kernels[0]
+    assert k.launch.block == (t.tx, t.ty, t.to) and k.launch.grid[2] == -(-64 // (t.to * t.ro))
+    # the shared buffers compact to one step's tiles (rounded up to whole rounds of the copying threads)
+    assert t.shared_bytes(info) <= k.shared_bytes <= 2 * t.shared_bytes(info)
+    check_ptx(prog, tmp_path)
+    assert "fma.rn.f32" in prog.ptx and "ld.shared" in prog.ptx and "bar.sync" in prog.ptx
+    assert ".local" not in prog.ptx  # the accumulators live in registers
+
+
+@pytest.mark.parametrize("x,w,kw", [
+    ((1, 16, 10, 10), (32, 16, 3, 3), {"pads": (1, 1, 1, 1)}),
+    ((2, 16, 9, 11), (20, 16, 3, 3), {"pads": (1, 1, 1, 1), "strides": (2, 2), "bias": True}),  # tails, batch 2
+    ((2, 12, 7, 9), (40, 12, 3, 3), {"pads": (0, 1, 1, 0)}),  # several channel tiles and a batch: a loop per block
+    ((1, 12, 12, 12), (8, 12, 1, 1), {}),
+    ((1, 8, 14, 14), (16, 8, 3, 3), {"dilations": (2, 2), "pads": (2, 2, 2, 2)}),
+    ((1, 16, 10, 10), (16, 1, 3, 3), {"group": 16, "pads": (1, 1, 1, 1)}),  # depthwise
+    ((1, 16, 11, 11), (16, 1, 3, 3), {"group": 16, "pads": (1, 1, 1, 1), "strides": (2, 2)}),
+    ((1, 16, 10, 10), (16, 4, 3, 3), {"group": 4, "pads": (1, 1, 1, 1)}),  # grouped
+    ((1, 3, 20, 20), (8, 3, 7, 7), {"pads": (3, 3, 3, 3), "strides": (2, 2), "bias": True}),  # few input channels
+])
+def test_conv2d_variants_on_cpu(x, w, kw, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = nn.conv2d(x, w, "float32", **kw)
+    s = default_schedule(f)
+    same_on_cpu(f, s, rtol=1e-4, atol=1e-4)
+    prog = compile_gpu(s)
+    assert len(prog.kernels) == 1 and prog.scratch == ()  # padding inlined in every schedule
+    check_ptx(prog, tmp_path)
+    dense = kw.get("group", 1) == 1 and x[1] >= 8
+    assert (prog.kernels[0].shared_bytes > 0) == dense
+    assert ".local" not in prog.ptx
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.pool2d("MaxPool", (2, 8, 11, 11), "float32", (3, 3), (2, 2), (1, 1, 1, 1)),
+    lambda: nn.pool2d("MaxPool", (1, 4, 12, 12), "float32", (3, 3), (1, 1), dilations=(2, 2)),
+    lambda: nn.pool2d("AveragePool", (2, 8, 10, 10), "float32", (3, 3), (2, 2), (1, 1, 1, 1)),
+    lambda: nn.pool2d("AveragePool", (2, 8, 10, 10), "float32", (3, 3), (1, 1), (1, 1, 1, 1), count_include_pad=True),
+    lambda: nn.pool2d("AveragePool", (1, 4, 9, 9), "float32", (2, 2), (2, 2), (0, 0, 1, 1), ceil_mode=True),
+    lambda: nn.global_pool("GlobalAveragePool", (2, 16, 7, 7), "float32"),
+    lambda: nn.global_pool("GlobalMaxPool", (2, 16, 7, 7), "float32"),
+])
+def test_window_pools_are_a_thread_per_output(make, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = make()
+    s = default_schedule(f)
+    same_on_cpu(f, s)
+    prog = compile_gpu(s)
+    outputs = math.prod(d.value for d in f.params[-1].shape)  # type: ignore[attr-defined]
+    # one kernel (an average's division in the thread that sums), the sum in a register
+    assert len(prog.kernels) == 1 and prog.scratch == ()
+    k = prog.kernels[0]
+    assert k.launch.grid[0] * k.launch.block[0] >= outputs and k.shared_bytes == 0
+    check_ptx(prog, tmp_path)
+    assert "bar.sync" not in prog.ptx and ".local" not in prog.ptx
+
+
+def test_global_pool_over_a_large_plane_is_a_block_per_channel(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for kind in ("GlobalAveragePool", "GlobalMaxPool"):
+        f = nn.global_pool(kind, (2, 16, 14, 14), "float32")
+        s = default_schedule(f)
+        same_on_cpu(f, s, rtol=1e-5, atol=1e-5)
+        prog = compile_gpu(s)
+        assert [(k.launch.grid, k.launch.block, k.shared_bytes) for k in prog.kernels] == [((32, 1, 1), (256, 1, 1),
+                                                                                             1024)]
+        assert prog.scratch == ()
+        check_ptx(prog, tmp_path)
+
+
+def test_maxpool_indices_compile() -> None:
+    prog = compile_gpu(default_schedule(nn.pool2d("MaxPool", (1, 4, 12, 12), "float32", (2, 2), (2, 2),
+                                                  outputs=(0, 1))))
+    assert [p[2] for p in prog.params] == ["float32", "float32", "int64"] and prog.scratch == ()

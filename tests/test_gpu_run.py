@@ -100,6 +100,102 @@ def test_reductions(gpu, op, shape, axes) -> None:  # type: ignore[no-untyped-de
     np.testing.assert_allclose(got, fn(x.astype(np.float64), axis=tuple(axes), keepdims=True), rtol=1e-4, atol=1e-3)
 
 
+def conv_ref(x: np.ndarray, w: np.ndarray, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1,
+             bias: np.ndarray | None = None) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """NCHW convolution in float64 (numpy), ONNX semantics."""
+    n, _, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    (sh, sw), (dh, dw), (pt, pl, pb, pr) = strides, dilations, pads
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    og = o // group
+    out = np.zeros((n, o, oh, ow))
+    for g in range(group):
+        for ky in range(kh):
+            for kx in range(kw):
+                patch = xp[:, g * cg:(g + 1) * cg, ky * dh:ky * dh + sh * (oh - 1) + 1:sh,
+                           kx * dw:kx * dw + sw * (ow - 1) + 1:sw]
+                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, w[g * og:(g + 1) * og, :, ky, kx])
+    return out if bias is None else out + bias[None, :, None, None]
+
+
+@pytest.mark.parametrize("x,w,kw", [
+    ((1, 64, 56, 56), (64, 64, 3, 3), {"pads": (1, 1, 1, 1)}),  # ResNet-18 layers
+    ((1, 256, 14, 14), (256, 256, 3, 3), {"pads": (1, 1, 1, 1)}),
+    ((1, 128, 28, 28), (256, 128, 1, 1), {"strides": (2, 2)}),
+    ((2, 32, 17, 19), (40, 32, 3, 3), {"pads": (1, 1, 1, 1), "strides": (2, 2), "bias": True}),  # tails, a batch
+    ((3, 24, 9, 13), (20, 24, 3, 3), {"pads": (0, 1, 1, 0)}),  # a batch with one channel tile
+    ((1, 16, 15, 15), (16, 16, 3, 3), {"dilations": (2, 2), "pads": (2, 2, 2, 2)}),
+    ((1, 3, 32, 32), (8, 3, 7, 7), {"pads": (3, 3, 3, 3), "strides": (2, 2)}),  # few input channels
+    ((1, 32, 20, 20), (32, 1, 3, 3), {"group": 32, "pads": (1, 1, 1, 1)}),  # depthwise
+    ((2, 32, 21, 21), (32, 1, 5, 5), {"group": 32, "pads": (2, 2, 2, 2), "strides": (2, 2)}),
+    ((1, 32, 12, 12), (64, 8, 3, 3), {"group": 4, "pads": (1, 1, 1, 1)}),  # grouped
+])
+def test_conv2d(gpu, x, w, kw) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(7)
+    xs, ws = rng.standard_normal(x).astype(np.float32), rng.standard_normal(w).astype(np.float32)
+    args = [xs, ws]
+    b = None
+    if kw.get("bias"):
+        b = rng.standard_normal(w[0]).astype(np.float32)
+        args.append(b)
+    got = _run(gpu, nn.conv2d(x, w, "float32", **kw), *args)
+    ref = conv_ref(xs, ws, kw.get("strides", (1, 1)), kw.get("pads", (0, 0, 0, 0)), kw.get("dilations", (1, 1)),
+                   kw.get("group", 1), b)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * math.sqrt(w[1] * w[2] * w[3]))
+
+
+def pool_ref(kind: str, x: np.ndarray, k, s, pads=(0, 0, 0, 0), dil=(1, 1), include_pad=False,  # type: ignore[no-untyped-def]
+             ceil=False) -> np.ndarray:
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (dh, dw), (pt, pl, pb, pr) = k, s, dil, pads
+    oh, ow = nn.pool_out_size(h, kh, sh, dh, pt, pb, ceil), nn.pool_out_size(w, kw, sw, dw, pl, pr, ceil)
+    eh = max(0, (oh - 1) * sh + (kh - 1) * dh + 1 - (h + pt + pb))
+    ew = max(0, (ow - 1) * sw + (kw - 1) * dw + 1 - (w + pl + pr))
+    fill = -np.inf if kind == "max" else 0.0
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb + eh), (pl, pr + ew)), constant_values=fill)
+    ones = np.pad(np.ones((h, w)), ((pt, pb + eh), (pl, pr + ew)))
+    acc = np.full((n, c, oh, ow), fill)
+    cnt = np.zeros((oh, ow))
+    for ky in range(kh):
+        for kx in range(kw):
+            sl = (slice(ky * dh, ky * dh + sh * (oh - 1) + 1, sh), slice(kx * dw, kx * dw + sw * (ow - 1) + 1, sw))
+            win = xp[:, :, sl[0], sl[1]]
+            acc = np.maximum(acc, win) if kind == "max" else acc + win
+            cnt += ones[sl]
+    if kind == "max":
+        return acc
+    return acc / (kh * kw if include_pad else cnt)
+
+
+@pytest.mark.parametrize("kind,shape,k,s,extra", [
+    ("max", (2, 16, 33, 33), (3, 3), (2, 2), {"pads": (1, 1, 1, 1)}),  # the ResNet stem's
+    ("max", (1, 8, 20, 20), (3, 3), (1, 1), {"dil": (2, 2)}),
+    ("avg", (2, 16, 30, 30), (3, 3), (1, 1), {"pads": (1, 1, 1, 1)}),
+    ("avg", (2, 16, 30, 30), (3, 3), (2, 2), {"pads": (1, 1, 1, 1), "include_pad": True}),
+    ("avg", (1, 8, 15, 15), (2, 2), (2, 2), {"ceil": True}),
+])
+def test_pool2d(gpu, kind, shape, k, s, extra) -> None:  # type: ignore[no-untyped-def]
+    x = np.random.default_rng(8).standard_normal(shape).astype(np.float32)
+    f = nn.pool2d("MaxPool" if kind == "max" else "AveragePool", shape, "float32", k, s,
+                  extra.get("pads", (0, 0, 0, 0)), count_include_pad=extra.get("include_pad", False),
+                  ceil_mode=extra.get("ceil", False), dilations=extra.get("dil", (1, 1)))
+    got = _run(gpu, f, x)
+    ref = pool_ref(kind, x, k, s, extra.get("pads", (0, 0, 0, 0)), extra.get("dil", (1, 1)),
+                   extra.get("include_pad", False), extra.get("ceil", False))
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind,shape", [("GlobalAveragePool", (4, 512, 7, 7)), ("GlobalAveragePool", (2, 64, 56, 56)),
+                                        ("GlobalMaxPool", (4, 512, 7, 7)), ("GlobalMaxPool", (2, 64, 30, 30))])
+def test_global_pool(gpu, kind, shape) -> None:  # type: ignore[no-untyped-def]
+    x = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
+    got = _run(gpu, nn.global_pool(kind, shape, "float32"), x)
+    fn = np.mean if kind == "GlobalAveragePool" else np.max
+    np.testing.assert_allclose(got, fn(x.astype(np.float64), axis=(2, 3), keepdims=True), rtol=1e-5, atol=1e-6)
+
+
 def test_device_arrays_and_events(gpu) -> None:  # type: ignore[no-untyped-def]
     f = default_schedule(nn.unary("Relu", (1 << 16,), "float32"))
     prog = gpu.load(compile_gpu(f))

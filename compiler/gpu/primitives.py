@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from vta.compiler.cpu.groups import row_regions, same_slices
 from vta.compiler.tir.expr import Add, Expr, IntImm, Max, Min, Var, and_, free_vars, substitute
 from vta.compiler.tir.scalar import FloatImm
 from vta.compiler.tir.schedule import THREAD_AXES, Schedule, ScheduleError
@@ -41,8 +42,6 @@ from vta.compiler.tir.stmt import (
     seq,
 )
 from vta.compiler.tir.transform import replace_stmt, substitute_stmt, walk_stmt
-
-from vta.compiler.cpu.groups import row_regions, same_slices
 
 from .lower import buffers_of, stages
 
@@ -303,9 +302,52 @@ def row_aligned_shared(a: For, b: For) -> bool:
     return True
 
 
+def perfect_nest(st: Stmt) -> tuple[list[For], BlockRealize] | None:
+    """The perfectly nested loops of a stage and the one block at the bottom, or None."""
+    loops = []
+    while isinstance(st, For):
+        loops.append(st)
+        st = st.body
+    return (loops, st) if isinstance(st, BlockRealize) else None
+
+
+def thread_per_element(sch: Schedule, loops: list[Var], threads: int) -> None:
+    """``loops`` fused, a thread per iteration in blocks of up to ``threads`` (a multiple of
+    the 32-thread warp), consecutive threads on consecutive iterations."""
+    f = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+    n = sch._loop(f).extent.value  # type: ignore[attr-defined]
+    bx, tx = sch.split(f, [None, min(threads, -(-n // 32) * 32)])
+    bind(sch, bx, "blockIdx.x")
+    bind(sch, tx, "threadIdx.x")
+
+
+def try_inline(sch: Schedule, block: str) -> bool:
+    """Inline ``block`` into its consumers when `compute_inline` allows it; otherwise leave the
+    schedule as it was (the inlining is tried on a copy). True when it was inlined."""
+    trial = Schedule(sch.func)
+    try:
+        trial.compute_inline(block)
+    except ScheduleError:
+        return False
+    sch.func = trial.func
+    sch.trace.append(f"sch.compute_inline({block!r})")
+    return True
+
+
 def next_pow2(n: int) -> int:
     return 1 << max(0, math.ceil(math.log2(max(1, n))))
 
 
-__all__ = ["bind", "cooperative_fetch", "cross_thread_reduce", "identity", "merge_stages", "next_pow2",
-           "reduction_parts", "row_aligned_shared"]
+__all__ = [
+    "bind",
+    "cooperative_fetch",
+    "cross_thread_reduce",
+    "identity",
+    "merge_stages",
+    "next_pow2",
+    "perfect_nest",
+    "reduction_parts",
+    "row_aligned_shared",
+    "thread_per_element",
+    "try_inline",
+]

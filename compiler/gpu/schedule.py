@@ -14,7 +14,16 @@
     shared memory by all its threads for each step along k, each thread accumulating a
     register tile (rows and columns ``16`` apart, so that shared-memory reads are free of
     bank conflicts and global writes coalesce);
+  - a float32 NCHW convolution (`conv.schedule_conv2d`): dense ones tiled through shared
+    memory with a register tile per thread, their padding stage inlined into the tile copy;
+    depthwise, grouped and few-channel ones a thread per output, the window unrolled;
+  - a reduction whose result one elementwise stage reads at its own indices (an average
+    pool's division, a mean's): both stages one kernel (`pool.fused_reduction`), a thread per
+    output with the sum in a register, or a block per output for a long reduction (a
+    global pool over a large plane);
   - a reduction over long innermost axes: a block per output, `cross_thread_reduce`;
+  - a short reduction (a pooling window): a thread per output, the window unrolled
+    (`pool.short_reduction`);
   - any other stage (elementwise, short reductions): one thread per output element, in
     blocks of `THREADS`.
 """
@@ -29,7 +38,18 @@ from vta.compiler.tir.schedule import Schedule, ScheduleError
 from vta.compiler.tir.stmt import Block, BlockRealize, BufferLoad, BufferStore, Cast, For, PrimFunc, Stmt
 from vta.compiler.tir.transform import replace_stmt, walk_stmt
 
-from .primitives import bind, cooperative_fetch, cross_thread_reduce, merge_stages, next_pow2, reduction_parts
+from .conv import schedule_conv2d
+from .pool import fused_reduction, short_reduction
+from .primitives import (
+    bind,
+    cooperative_fetch,
+    cross_thread_reduce,
+    merge_stages,
+    next_pow2,
+    perfect_nest,
+    reduction_parts,
+    thread_per_element,
+)
 
 THREADS = 256  # threads per block of an elementwise kernel
 ROW_MIN = 64  # a reduction at least this long gets a thread block of its own
@@ -45,24 +65,26 @@ def default_schedule(func: PrimFunc) -> PrimFunc:
     _inline_elementwise(sch)
     if _row_kernel(sch):
         return sch.func
-    for k in range(len(_stages(sch))):
-        _stage(sch, k)
-    return sch.func
+    # each stage once, in order; a schedule may remove another stage (a convolution inlines its
+    # padding into its shared-memory copy), so look for the next unscheduled stage afresh
+    while True:
+        todo = [k for k, st in enumerate(_stages(sch)) if not _bound(st)]
+        if not todo:
+            return sch.func
+        _stage(sch, todo[0])
+        if len([st for st in _stages(sch) if not _bound(st)]) >= len(todo):
+            raise ScheduleError(f"no default GPU schedule bound stage {todo[0]} of {sch.func.name}")
+
+
+def _bound(st: Stmt) -> bool:
+    """Whether the stage is scheduled already (a loop of it is bound to a GPU axis)."""
+    return any(isinstance(s, For) and s.kind == "thread_binding" for s in walk_stmt(st))
 
 
 def _stages(sch: Schedule) -> list[Stmt]:
     from .lower import stages
 
     return stages(sch.func)
-
-
-def _nest(st: Stmt) -> tuple[list[For], BlockRealize] | None:
-    """The perfectly nested loops of a stage and the one block at the bottom, or None."""
-    loops = []
-    while isinstance(st, For):
-        loops.append(st)
-        st = st.body
-    return (loops, st) if isinstance(st, BlockRealize) else None
 
 
 def _reduce_loops(loops: list[For], real: BlockRealize) -> list[For]:
@@ -84,7 +106,7 @@ def _inline_elementwise(sch: Schedule) -> None:
     while changed:
         changed = False
         for st in _stages(sch):
-            got = _nest(st)
+            got = perfect_nest(st)
             if got is None or got[1].block.init is not None:
                 continue
             blk = got[1].block
@@ -135,7 +157,7 @@ def _loads(e: object) -> list[BufferLoad]:
 # ---- one kernel per stage ---------------------------------------------------------------
 
 def _stage(sch: Schedule, k: int) -> None:
-    got = _nest(_stages(sch)[k])
+    got = perfect_nest(_stages(sch)[k])
     if got is None:
         raise ScheduleError(f"no default GPU schedule for stage {k} of {sch.func.name}: it is not a perfect loop nest "
                             "around one block")
@@ -143,7 +165,7 @@ def _stage(sch: Schedule, k: int) -> None:
     red = _reduce_loops(loops, real)
     name = real.block.name
     if red:
-        if _matmul(sch, name):
+        if _matmul(sch, name) or schedule_conv2d(sch, name) or fused_reduction(sch, k, ROW_MIN):
             return
         ext = _extents(red)
         if ext is not None and loops[-len(red):] == red and math.prod(ext) >= ROW_MIN:
@@ -151,10 +173,12 @@ def _stage(sch: Schedule, k: int) -> None:
             cross_thread_reduce(sch, name, min(THREADS, next_pow2(math.prod(ext))))
             _bind_blocks(sch, spatial)
             return
+    if red and short_reduction(sch, k, ROW_MIN):
+        return
     spatial = [f.var for f in loops if f not in red]
     if loops[:len(spatial)] != [f for f in loops if f not in red]:
         raise ScheduleError(f"no default GPU schedule for block {name}: its spatial loops are not its outer loops")
-    _thread_per_element(sch, spatial)
+    thread_per_element(sch, spatial, THREADS)
 
 
 def _bind_blocks(sch: Schedule, loops: list[Var]) -> None:
@@ -163,15 +187,6 @@ def _bind_blocks(sch: Schedule, loops: list[Var]) -> None:
         return
     f = sch.fuse(*loops) if len(loops) > 1 else loops[0]
     bind(sch, f, "blockIdx.x")
-
-
-def _thread_per_element(sch: Schedule, loops: list[Var]) -> None:
-    f = sch.fuse(*loops) if len(loops) > 1 else loops[0]
-    n = sch._loop(f).extent.value  # type: ignore[attr-defined]
-    t = min(THREADS, -(-n // 32) * 32)
-    bx, tx = sch.split(f, [None, t])
-    bind(sch, bx, "blockIdx.x")
-    bind(sch, tx, "threadIdx.x")
 
 
 # ---- matmul -------------------------------------------------------------------------------
@@ -314,7 +329,7 @@ def _row_kernel(sch: Schedule) -> bool:
     sts = _stages(sch)
     if len(sts) < 2:
         return False
-    nests = [_nest(st) for st in sts]
+    nests = [perfect_nest(st) for st in sts]
     if any(x is None for x in nests):
         return False
     rows, length = None, 0
@@ -335,7 +350,7 @@ def _row_kernel(sch: Schedule) -> bool:
     prefixes = []
     try:
         for k in range(len(sts)):
-            loops, real = _nest(_stages(trial)[k])  # type: ignore[misc]
+            loops, real = perfect_nest(_stages(trial)[k])  # type: ignore[misc]
             red = _reduce_loops(loops, real)
             p = _row_prefix(loops, rows)
             if p is None or (red and (p != len(loops) - len(red) or loops[p:] != red)):
