@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from vta.compiler.gpu.codegen import POINTER_ALIGN  # what the kernels assume of every pointer
 from vta.isa.errors import VTAError
 
 _NP = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
@@ -267,6 +268,10 @@ class CudaProgram:
         self._check_args(arrays)
         d = _driver()
         ptrs = [a.ptr for a in arrays] + [s.ptr for s in self.scratch]
+        for p, name in zip(ptrs, [p[0] for p in self.program.params] + [p[0] for p in self.program.scratch]):
+            if p % POINTER_ALIGN:
+                raise ValueError(f"{self.program.name}: {name} is at {p:#x}, not {POINTER_ALIGN}-byte aligned "
+                                 "(the kernels assume it)")
         values, addrs = _param_array(ptrs)
         for spec, fn in zip(self.program.kernels, self.functions):
             (gx, gy, gz), (bx, by, bz) = spec.launch.grid, spec.launch.block

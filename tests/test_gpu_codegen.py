@@ -87,10 +87,14 @@ def test_elementwise_chain_is_one_kernel_a_thread_per_element(tmp_path) -> None:
     s = default_schedule(f)
     same_on_cpu(f, s)
     prog = compile_gpu(s)
-    assert [k.launch.grid for k in prog.kernels] == [(4, 1, 1)] and prog.kernels[0].launch.block == (256, 1, 1)
+    # four neighbouring elements per thread (1000 = 250 threads), read and written 16 bytes at a time
+    assert [k.launch.grid for k in prog.kernels] == [(1, 1, 1)] and prog.kernels[0].launch.block == (256, 1, 1)
+    assert "ld.global.nc.v4.b32" in prog.ptx and "st.global.v4.b32" in prog.ptx
     assert prog.scratch == () and prog.written == (1,)
     check_ptx(prog, tmp_path)
     assert "bar.sync" not in prog.ptx and "ex2" not in prog.ptx  # exp is the inline polynomial, not an approximation
+    odd = compile_gpu(default_schedule(chain(1001)))  # no multiple of four: a thread per element
+    assert odd.kernels[0].launch.grid == (4, 1, 1) and ".v4." not in odd.ptx
     small = compile_gpu(default_schedule(chain(40)))
     assert small.kernels[0].launch.grid == (1, 1, 1) and small.kernels[0].launch.block == (64, 1, 1)
 

@@ -11,6 +11,8 @@ the CPU code generator's (`vta.compiler.cpu.codegen`, subclassed here); what dif
   when its extent is below the launch extent of the axis;
 - a block that no loop binds to an axis the kernel launches more than one index of runs
   on index 0 of that axis only (each block instance runs once, as in the loop IR);
+- every pointer parameter is ``noalias`` and ``align`` `POINTER_ALIGN` (the runtime refuses
+  others), so that a thread's accesses to neighbouring elements merge into vector loads;
 - ``shared`` buffers are ``addrspace(3)`` globals of the kernel, ``local`` ones are
   per-thread arrays (registers once LLVM promotes them);
 - outside every ``threadIdx`` loop, a barrier (``llvm.nvvm.barrier0``) separates two
@@ -51,6 +53,7 @@ I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
 GLOBAL = ir.PointerType(addrspace=1)
 SHARED = ir.PointerType(addrspace=3)
 MAX_SHARED = 48 * 1024  # bytes of static shared memory a kernel may declare
+POINTER_ALIGN = 16  # bytes every kernel pointer is aligned to (cuMemAlloc gives 256; the runtime checks)
 MAX_LOCAL = 1024  # elements of per-thread local arrays in one kernel (more would live in slow local memory)
 _SREG = {"x": "x", "y": "y", "z": "z"}
 
@@ -139,6 +142,7 @@ class _GpuGen(_Gen):
         for a, buf in zip(fn.args, self.buffers):
             a.name = buf.name
             a.add_attribute("noalias")
+            a.attributes.align = POINTER_ALIGN  # lets LLVM merge a thread's neighbouring accesses (ld.global.v4)
         self.fn = fn
         self.ptr: dict[Buffer, ir.Value] = dict(zip(self.buffers, fn.args))
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))

@@ -311,11 +311,18 @@ def perfect_nest(st: Stmt) -> tuple[list[For], BlockRealize] | None:
     return (loops, st) if isinstance(st, BlockRealize) else None
 
 
-def thread_per_element(sch: Schedule, loops: list[Var], threads: int) -> None:
+def thread_per_element(sch: Schedule, loops: list[Var], threads: int, vector: int = 1) -> None:
     """``loops`` fused, a thread per iteration in blocks of up to ``threads`` (a multiple of
-    the 32-thread warp), consecutive threads on consecutive iterations."""
+    the 32-thread warp), consecutive threads on consecutive iterations. With ``vector`` > 1
+    and an extent it divides (of at least a warp's worth), each thread takes ``vector``
+    neighbouring iterations, unrolled: with aligned pointers LLVM merges their contiguous
+    loads and stores into vector ones (``ld.global.v4.f32``)."""
     f = sch.fuse(*loops) if len(loops) > 1 else loops[0]
     n = sch._loop(f).extent.value  # type: ignore[attr-defined]
+    if vector > 1 and n % vector == 0 and n >= 32 * vector:
+        f, vi = sch.split(f, [None, vector])
+        sch.vectorize(vi)
+        n //= vector
     bx, tx = sch.split(f, [None, min(threads, -(-n // 32) * 32)])
     bind(sch, bx, "blockIdx.x")
     bind(sch, tx, "threadIdx.x")

@@ -52,6 +52,7 @@ from .primitives import (
 )
 
 THREADS = 256  # threads per block of an elementwise kernel
+VECTOR = 4  # neighbouring elements per thread of an elementwise kernel (one 16-byte access of float32)
 ROW_MIN = 64  # a reduction at least this long gets a thread block of its own
 SM_COUNT = 132  # an H100/H200: a matmul tile is chosen to give at least this many blocks
 MATMUL_TILES = ((128, 128, 16), (64, 64, 16), (32, 32, 16))  # (rows, columns, k step) of a block tile, largest first
@@ -178,7 +179,7 @@ def _stage(sch: Schedule, k: int) -> None:
     spatial = [f.var for f in loops if f not in red]
     if loops[:len(spatial)] != [f for f in loops if f not in red]:
         raise ScheduleError(f"no default GPU schedule for block {name}: its spatial loops are not its outer loops")
-    thread_per_element(sch, spatial, THREADS)
+    thread_per_element(sch, spatial, THREADS, VECTOR)
 
 
 def _bind_blocks(sch: Schedule, loops: list[Var]) -> None:
@@ -362,8 +363,12 @@ def _row_kernel(sch: Schedule) -> bool:
                 cross_thread_reduce(trial, real.block.name, threads)
                 continue
             rest = [f.var for f in loops[p:]]
-            if rest and math.prod(_extents(loops[p:]) or [0]) > 1:
+            n = math.prod(_extents(loops[p:]) or [0])
+            if rest and n > 1:
                 c = trial.fuse(*rest) if len(rest) > 1 else rest[0]
+                if n % VECTOR == 0 and n >= 32 * VECTOR:  # neighbouring elements per thread: vector accesses
+                    c, vi = trial.split(c, [None, VECTOR])
+                    trial.vectorize(vi)
                 _, ci = trial.split(c, [None, threads])
                 bind(trial, ci, "threadIdx.x")
         if any(x != prefixes[0] for x in prefixes):
