@@ -316,9 +316,42 @@ def test_conv2d_variants_on_cpu(x, w, kw, tmp_path) -> None:  # type: ignore[no-
     prog = compile_gpu(s)
     assert len(prog.kernels) == 1 and prog.scratch == ()  # padding inlined in every schedule
     check_ptx(prog, tmp_path)
-    dense = kw.get("group", 1) == 1 and x[1] >= 8
+    dense = kw.get("group", 1) == 1  # few input channels too: all of them staged at once
     assert (prog.kernels[0].shared_bytes > 0) == dense
     assert ".local" not in prog.ptx
+
+
+def test_conv2d_batch_and_few_channel_tiles(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from vta.compiler.gpu import conv
+    from vta.compiler.gpu.conv import MIN_BLOCKS, conv2d_pattern, conv_tile, few_channel_dense
+
+    # a batch: 8 channels x 2 columns per thread, every channel on one block, the images on the grid
+    big = conv2d_pattern(Schedule(nn.conv2d((8, 64, 56, 56), (64, 64, 3, 3), "float32", pads=(1, 1, 1, 1))), "Y")
+    assert big is not None
+    t = conv_tile(big)
+    assert (t.to, t.ty, t.tx, t.ro, t.rx) == (8, 8, 7, 8, 2) and t.blocks(big) >= MIN_BLOCKS
+    assert t.batch_on_grid(big) and t.channel_tiles(big) == 1
+    one = conv2d_pattern(Schedule(nn.conv2d((1, 64, 56, 56), (64, 64, 3, 3), "float32", pads=(1, 1, 1, 1))), "Y")
+    assert one is not None and conv_tile(one).rx == 1  # batch 1 keeps its tile
+    # the ResNet stem: 3 input channels, all staged in one step (the dense schedule)
+    f = nn.conv2d((1, 3, 224, 224), (64, 3, 7, 7), "float32", (2, 2), (3, 3, 3, 3))
+    stem = conv2d_pattern(Schedule(f), "Y")
+    assert stem is not None and few_channel_dense(stem) and conv_tile(stem).ic == 3
+    prog = compile_gpu(default_schedule(f))
+    assert len(prog.kernels) == 1 and prog.scratch == ()
+    assert 0 < prog.kernels[0].shared_bytes <= conv_tile(stem).fetch_bytes(stem)
+    check_ptx(prog, tmp_path)
+    assert ".local" not in prog.ptx
+    # the batch tile on a small batch (every tile taken), with tails in channels, rows and columns
+    monkeypatch.setattr(conv, "MIN_BLOCKS", 1)
+    f = nn.conv2d((2, 16, 9, 13), (24, 16, 3, 3), "float32", pads=(1, 1, 1, 1), bias=True)
+    small = conv2d_pattern(Schedule(f), "Y")
+    assert small is not None and conv_tile(small).rx == 2
+    s = default_schedule(f)
+    same_on_cpu(f, s, rtol=1e-4, atol=1e-4)
+    prog = compile_gpu(s)
+    assert len(prog.kernels) == 1 and prog.scratch == ()
+    check_ptx(prog, tmp_path)
 
 
 @pytest.mark.parametrize("make", [
@@ -360,3 +393,20 @@ def test_maxpool_indices_compile() -> None:
     prog = compile_gpu(default_schedule(nn.pool2d("MaxPool", (1, 4, 12, 12), "float32", (2, 2), (2, 2),
                                                   outputs=(0, 1))))
     assert [p[2] for p in prog.params] == ["float32", "float32", "int64"] and prog.scratch == ()
+
+
+def test_declarations_nvptx_can_lower_pass_and_library_calls_do_not() -> None:
+    """LLVM's own optimizations introduce saturating arithmetic (``max(2y - 1, 0)`` of a
+    pooling window becomes ``llvm.usub.sat``): it lowers on NVPTX; a libm call does not."""
+    from vta.compiler.cpu.codegen import CodegenError
+    from vta.compiler.gpu.codegen import check_declarations
+    from vta.compiler.gpu.ptx import emit_ptx
+
+    ir = ('target triple = "nvptx64-nvidia-cuda"\n'
+          "declare i64 @llvm.usub.sat.i64(i64, i64)\n"
+          "define ptx_kernel void @k(ptr addrspace(1) %p, i64 %a) {\n"
+          "  %r = call i64 @llvm.usub.sat.i64(i64 %a, i64 1)\n"
+          "  store i64 %r, ptr addrspace(1) %p\n  ret void\n}\n")
+    assert ".entry k" in emit_ptx(ir)
+    with pytest.raises(CodegenError, match="calls expf, which has no NVPTX lowering"):
+        check_declarations("declare float @expf(float)\n")

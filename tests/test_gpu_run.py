@@ -128,6 +128,8 @@ def conv_ref(x: np.ndarray, w: np.ndarray, strides=(1, 1), pads=(0, 0, 0, 0), di
     ((3, 24, 9, 13), (20, 24, 3, 3), {"pads": (0, 1, 1, 0)}),  # a batch with one channel tile
     ((1, 16, 15, 15), (16, 16, 3, 3), {"dilations": (2, 2), "pads": (2, 2, 2, 2)}),
     ((1, 3, 32, 32), (8, 3, 7, 7), {"pads": (3, 3, 3, 3), "strides": (2, 2)}),  # few input channels
+    ((1, 3, 61, 61), (20, 3, 7, 7), {"pads": (3, 3, 3, 3), "strides": (2, 2), "bias": True}),  # few, tails
+    ((16, 16, 28, 28), (40, 16, 3, 3), {"pads": (1, 1, 1, 1)}),  # a batch: 2 columns per thread, channel tail
     ((1, 32, 20, 20), (32, 1, 3, 3), {"group": 32, "pads": (1, 1, 1, 1)}),  # depthwise
     ((2, 32, 21, 21), (32, 1, 5, 5), {"group": 32, "pads": (2, 2, 2, 2), "strides": (2, 2)}),
     ((1, 32, 12, 12), (64, 8, 3, 3), {"group": 4, "pads": (1, 1, 1, 1)}),  # grouped

@@ -359,7 +359,7 @@ def _has_thread_loop(s: Stmt) -> bool:
 # intrinsics NVPTX lowers to instructions; anything else declared would be a libcall (fatal in LLVM)
 _ALLOWED = re.compile(r"llvm\.(nvvm\..*|(floor|ceil|roundeven|trunc|rint|nearbyint|fabs|sqrt|minnum|maxnum|minimum|"
                       r"maximum|fma|fmuladd|copysign|smin|smax|umin|umax|abs|ctpop|ctlz|cttz|memset|memcpy|memmove|"
-                      r"lifetime\.start|lifetime\.end|assume|experimental\.noalias\.scope\.decl)(\..*)?)$")
+                      r"[us]add\.sat|[us]sub\.sat|lifetime\.start|lifetime\.end|assume|experimental\.noalias\.scope\.decl)(\..*)?)$")
 
 
 def check_declarations(ir_text: str) -> None:
