@@ -36,9 +36,9 @@ def test_families_without_place_and_route_and_unknown_devices_are_refused(tmp_pa
     assert res.exit_code == 1 and "--device is for --fmax" in res.output
 
 
-@pytest.mark.slow
+@pytest.mark.nightly  # 5-14 minutes of nextpnr here: beyond CI's budget (pytest -m nightly)
 def test_fmax_of_the_smallest_board_config(tmp_path: Path) -> None:
-    """Yosys and nextpnr for real, about 4 minutes here; the second call is a cache hit."""
+    """Yosys and nextpnr for real; the second call is a cache hit."""
     cfg = BOARDS["ulx3s-25f"].config
     t0 = time.perf_counter()
     cache = tmp_path / "vta" / "synth"  # where the CLI looks with XDG_CACHE_HOME=tmp_path
