@@ -109,7 +109,9 @@ def test_softmax_rows_are_one_kernel_with_a_block_per_row(shape, tmp_path) -> No
     assert [(k.launch.grid, k.launch.block) for k in prog.kernels] == [((rows, 1, 1), (256, 1, 1))]
     assert prog.scratch == ()  # the row max and sum live in shared memory
     check_ptx(prog, tmp_path)
-    assert prog.ptx.count("bar.sync") >= 2 * 8  # a tree of 8 levels for each of the two reductions
+    # a tree of 8 levels for each of the two reductions: the 3 levels over more than a warp wait for
+    # the whole block, the 5 in the first warp (and the result's write) for that warp only
+    assert prog.ptx.count("bar.sync") >= 2 * 3 and prog.ptx.count("bar.warp.sync") >= 2 * 5
     assert re.search(r"\.shared \.align 16 \.b8 softmax_M_red\[1024\]", prog.ptx)
 
 
@@ -131,11 +133,17 @@ def test_reductions(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert [(k.launch.grid, k.launch.block, k.shared_bytes) for k in prog.kernels] == [((128, 1, 1), (256, 1, 1),
                                                                                          1024)]
     check_ptx(prog, tmp_path)
-    short = nn.reduce("ReduceMax", (512, 16), "float32", [1])  # a thread per output, the reduction serial
+    short = nn.reduce("ReduceMax", (512, 8), "float32", [1])  # a thread per output, the reduction serial
     s = default_schedule(short)
     same_on_cpu(short, s)
     prog = compile_gpu(s)
     assert [(k.launch.grid, k.launch.block, k.shared_bytes) for k in prog.kernels] == [((2, 1, 1), (256, 1, 1), 0)]
+    check_ptx(prog, tmp_path)
+    few = nn.reduce("ReduceMax", (512, 24), "float32", [1])  # few outputs of half a warp or more: a warp each
+    s = default_schedule(few)
+    same_on_cpu(few, s)
+    prog = compile_gpu(s)
+    assert [(k.launch.grid, k.launch.block, k.shared_bytes) for k in prog.kernels] == [((512, 1, 1), (32, 1, 1), 128)]
     check_ptx(prog, tmp_path)
 
 
@@ -360,8 +368,8 @@ def test_conv2d_batch_and_few_channel_tiles(tmp_path, monkeypatch) -> None:  # t
     lambda: nn.pool2d("AveragePool", (2, 8, 10, 10), "float32", (3, 3), (2, 2), (1, 1, 1, 1)),
     lambda: nn.pool2d("AveragePool", (2, 8, 10, 10), "float32", (3, 3), (1, 1), (1, 1, 1, 1), count_include_pad=True),
     lambda: nn.pool2d("AveragePool", (1, 4, 9, 9), "float32", (2, 2), (2, 2), (0, 0, 1, 1), ceil_mode=True),
-    lambda: nn.global_pool("GlobalAveragePool", (2, 16, 7, 7), "float32"),
-    lambda: nn.global_pool("GlobalMaxPool", (2, 16, 7, 7), "float32"),
+    lambda: nn.global_pool("GlobalAveragePool", (2, 16, 3, 3), "float32"),
+    lambda: nn.global_pool("GlobalMaxPool", (2, 16, 3, 3), "float32"),
 ])
 def test_window_pools_are_a_thread_per_output(make, tmp_path) -> None:  # type: ignore[no-untyped-def]
     f = make()
@@ -375,6 +383,20 @@ def test_window_pools_are_a_thread_per_output(make, tmp_path) -> None:  # type: 
     assert k.launch.grid[0] * k.launch.block[0] >= outputs and k.shared_bytes == 0
     check_ptx(prog, tmp_path)
     assert "bar.sync" not in prog.ptx and ".local" not in prog.ptx
+
+
+@pytest.mark.parametrize("kind", ["GlobalAveragePool", "GlobalMaxPool"])
+def test_global_pool_over_small_planes_is_a_warp_per_channel(kind, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = nn.global_pool(kind, (2, 16, 7, 7), "float32")  # few outputs: a thread each would leave the GPU idle
+    s = default_schedule(f)
+    same_on_cpu(f, s)
+    prog = compile_gpu(s)
+    assert [(k.launch.grid, k.launch.block) for k in prog.kernels] == [((32, 1, 1), (32, 1, 1))]
+    check_ptx(prog, tmp_path)
+    # one warp a block: its tree waits for that warp only
+    assert "bar.sync" not in prog.ptx and prog.ptx.count("bar.warp.sync") == 6
+    many = compile_gpu(default_schedule(nn.global_pool(kind, (128, 512, 7, 7), "float32")))
+    assert [(k.launch.grid, k.launch.block) for k in many.kernels] == [((256, 1, 1), (256, 1, 1))]  # a thread each
 
 
 def test_global_pool_over_a_large_plane_is_a_block_per_channel(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -459,6 +459,10 @@ class _Gen:
 
     # ---- expressions ------------------------------------------------------------------
     def address(self, buf: Buffer, indices: tuple[Expr, ...], cx: _Ctx) -> ir.Value:
+        return self.b.gep(self.ptr[buf], [self.offset(buf, indices, cx)], source_etype=_mem_type(buf.dtype))
+
+    def offset(self, buf: Buffer, indices: tuple[Expr, ...], cx: _Ctx) -> ir.Value:
+        """The row-major element offset of ``buf[indices]``."""
         if buf not in self.ptr:
             raise CodegenError(f"buffer {buf.name} is neither a parameter nor an intermediate of {self.func.name}")
         off: ir.Value | None = None
@@ -469,8 +473,7 @@ class _Gen:
                 term = self.b.mul(term, ir.Constant(I64, stride))
             off = term if off is None else self.b.add(off, term)
             stride *= buf.shape[d].value  # type: ignore[attr-defined]
-        return self.b.gep(self.ptr[buf], [off if off is not None else ir.Constant(I64, 0)],
-                          source_etype=_mem_type(buf.dtype))
+        return off if off is not None else ir.Constant(I64, 0)
 
     def index(self, e: Expr, cx: _Ctx) -> ir.Value:
         v = self.value(e, cx, "int64")

@@ -18,8 +18,15 @@ the CPU code generator's (`vta.compiler.cpu.codegen`, subclassed here); what dif
 - outside every ``threadIdx`` loop, a barrier (``llvm.nvvm.barrier0``) separates two
   statements of a sequence where one writes a shared or global buffer that the other
   touches, and ends each iteration of a loop whose body reads what it writes: thread
-  loops' iterations are independent, so that is where threads meet. A barrier needed
-  under a condition threads may disagree on is a `CodegenError`;
+  loops' iterations are independent, so that is where threads meet. When only threads of
+  the first warp ran the statements on both sides (thread loops of at most 32 along x: the
+  last levels of a reduction tree), the barrier is a warp's (``bar.warp.sync``, which also
+  orders their memory accesses), so the other warps go on. A barrier needed under a
+  condition threads may disagree on is a `CodegenError`;
+- a select between a plain load and a value without loads (a padded window's tap) is
+  branch-free: the load reads at its offset clamped into the buffer, so that the side not
+  taken still reads valid memory, and the taps' loads are all in flight at once (the CPU
+  code generator branches around such a load);
 - ``vectorized`` loops are unrolled (there are no CPU vector registers to fill), and
   ``parallel`` ones are an error;
 - math: float32 ``exp``, ``sigmoid``, ``erf``, ``tanh`` and ``log`` are inline polynomials
@@ -36,11 +43,11 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 from vta.compiler.cpu import mathfn
-from vta.compiler.cpu.codegen import CodegenError, _Ctx, _Gen, _mem_type, llvm_type
-from vta.compiler.tir.expr import IntImm
+from vta.compiler.cpu.codegen import CodegenError, _Ctx, _Gen, _has_load, _mem_type, llvm_type
+from vta.compiler.tir.expr import Expr, IntImm, Select
 from vta.compiler.tir.intrin import IntrinCall
 from vta.compiler.tir.scalar import FLOATS, Call, dtype_of
-from vta.compiler.tir.stmt import BlockRealize, Buffer, BufferLoad, BufferStore, For, PrimFunc, SeqStmt, Stmt, seq
+from vta.compiler.tir.stmt import BlockRealize, Buffer, BufferLoad, BufferStore, Cast, For, PrimFunc, SeqStmt, Stmt, seq
 from vta.compiler.tir.transform import walk_stmt
 
 from . import mathfn as gpu_mathfn
@@ -54,6 +61,7 @@ GLOBAL = ir.PointerType(addrspace=1)
 SHARED = ir.PointerType(addrspace=3)
 MAX_SHARED = 48 * 1024  # bytes of static shared memory a kernel may declare
 POINTER_ALIGN = 16  # bytes every kernel pointer is aligned to (cuMemAlloc gives 256; the runtime checks)
+WARP = 32  # threads of a warp
 MAX_LOCAL = 1024  # elements of per-thread local arrays in one kernel (more would live in slow local memory)
 _SREG = {"x": "x", "y": "y", "z": "z"}
 
@@ -155,6 +163,7 @@ class _GpuGen(_Gen):
         self.divergent = 0  # conditions around it that threads may evaluate differently
         self.guarded = False
         self.pending = _Access()  # what statements since the last barrier touched
+        self.pending_wide = _Access()  # what those of them touched that threads beyond the first warp ran
         used = buffers_of(stage)
         shared = 0
         for buf in self.shared:
@@ -217,6 +226,28 @@ class _GpuGen(_Gen):
         fn = self.module.globals.get(name) or ir.Function(self.module, ir.FunctionType(ir.VoidType(), []), name=name)
         self.b.call(fn, [])
         self.pending = _Access()
+        self.pending_wide = _Access()
+
+    def _warp_barrier(self) -> None:
+        """A barrier of each warp (the block's threads all reach it; each warp waits for its own)."""
+        if self.divergent:
+            self._barrier()  # raises: the same condition rules apply
+        n = self.launch.threads
+        mask = (1 << n) - 1 if n < WARP else (1 << WARP) - 1
+        name = "llvm.nvvm.bar.warp.sync"
+        fn = self.module.globals.get(name) or ir.Function(self.module, ir.FunctionType(ir.VoidType(), [I32]), name=name)
+        self.b.call(fn, [ir.Constant(I32, mask)])
+        self.pending = _Access(set(self.pending_wide.reads), set(self.pending_wide.writes))
+
+    def _first_warp(self, s: Stmt) -> bool:
+        """Whether only threads of the block's first warp run ``s`` (every thread loop in it is
+        along x, at most a warp long; a statement outside thread loops runs on thread 0)."""
+        n = self.launch.threads
+        if n % WARP and n > WARP:  # a partial last warp: keep to whole-block barriers
+            return False
+        return n <= WARP or all(x.thread == "threadIdx.x" and isinstance(x.extent, IntImm) and x.extent.value <= WARP
+                                for x in walk_stmt(s) if isinstance(x, For) and x.kind == "thread_binding" and
+                                x.thread in THREAD_AXES)
 
     # ---- statements -------------------------------------------------------------------
     def stmt(self, s: Stmt, cx: _Ctx) -> None:
@@ -225,10 +256,16 @@ class _GpuGen(_Gen):
         elif isinstance(s, SeqStmt) and self._uniform():
             for x in s.stmts:
                 acc = self._access(x)
+                narrow = self._first_warp(x)
                 if self.pending.conflicts(acc):
-                    self._barrier()
+                    if narrow and not self.pending_wide.conflicts(acc):
+                        self._warp_barrier()
+                    else:
+                        self._barrier()
                 self.stmt(x, cx)
                 self.pending |= acc
+                if not narrow:
+                    self.pending_wide |= acc
         elif isinstance(s, IntrinCall):
             raise CodegenError(f"intrinsic {s.intrin.name} runs on the accelerator, not the GPU")
         else:
@@ -253,6 +290,7 @@ class _GpuGen(_Gen):
             super().loop(s, cx)
             if not carried:
                 self.pending |= acc
+                self.pending_wide |= acc
             return
         super().loop(s, cx)
 
@@ -303,6 +341,31 @@ class _GpuGen(_Gen):
                 self.guarded = False
                 self.divergent -= 1
 
+    # ---- selects ----------------------------------------------------------------------
+    def select(self, e: Select, cx: _Ctx, dt: str) -> ir.Value:
+        if self.lanes or not (_speculable(e.t) and _speculable(e.f)):
+            return super().select(e, cx, dt)
+        cond = self.value(e.cond, cx, "bool")
+        t = self.convert(self._speculative(e.t, cx, dt), dtype_of(e.t) or dt, dt)
+        f = self.convert(self._speculative(e.f, cx, dt), dtype_of(e.f) or dt, dt)
+        return self.b.select(cond, t, f)
+
+    def _speculative(self, e: Expr, cx: _Ctx, dt: str) -> ir.Value:
+        """``e`` (`_speculable`) computed where it may not be needed: its load clamped into its buffer."""
+        if isinstance(e, Cast):
+            src = dtype_of(e.value) or e.dtype
+            return self.convert(self._speculative(e.value, cx, src), src, e.dtype)
+        if not isinstance(e, BufferLoad):
+            return self.value(e, cx, dt)
+        off = self.offset(e.buffer, e.indices, cx)
+        smin, smax = (self.module.globals.get(n) or ir.Function(self.module, ir.FunctionType(I64, [I64, I64]), name=n)
+                      for n in ("llvm.smin.i64", "llvm.smax.i64"))
+        off = self.b.call(smax, [self.b.call(smin, [off, ir.Constant(I64, _elements(e.buffer) - 1)]),
+                                 ir.Constant(I64, 0)])
+        mem = _mem_type(e.buffer.dtype)
+        v = self.b.load(self.b.gep(self.ptr[e.buffer], [off], source_etype=mem), typ=mem)
+        return self.b.trunc(v, I1) if e.buffer.dtype == "bool" else v
+
     # ---- math -------------------------------------------------------------------------
     def call(self, e: Call, cx: _Ctx) -> ir.Value:
         b = self.b
@@ -350,6 +413,14 @@ def _loads_in(s: BufferStore) -> set[Buffer]:
     for e in (s.value, *s.indices):
         visit(e)
     return out
+
+
+def _speculable(e: Expr) -> bool:
+    """Whether ``e`` may be computed although a select does not take it: no loads, or one plain
+    load (under casts) whose indices load nothing."""
+    while isinstance(e, Cast):
+        e = e.value
+    return not _has_load(e) or (isinstance(e, BufferLoad) and not any(_has_load(i) for i in e.indices))
 
 
 def _has_thread_loop(s: Stmt) -> bool:

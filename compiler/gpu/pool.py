@@ -11,7 +11,10 @@ short reductions.
   register (`fused_reduction`), never in global memory.
 
 A global pool over a large plane (``ROW_MIN`` elements or more) is a row reduction: the
-row kernel of `schedule` (a block per (n, c), a cross-thread tree in shared memory).
+row kernel of `schedule` (a block per (n, c), a cross-thread tree in shared memory). So is
+a short one of at least 16 steps with fewer than `FEW_OUTPUTS` outputs (a global pool over
+7×7 planes), with a warp per output: a thread each would leave most of the GPU idle, and
+their reads (a plane apart) would not coalesce.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from vta.compiler.tir.stmt import (
 from vta.compiler.tir.transform import replace_stmt, walk_stmt
 
 from .primitives import (
+    THREADS,
+    VECTOR,
     bind,
     cross_thread_reduce,
     merge_stages,
@@ -45,9 +50,9 @@ from .primitives import (
     reduction_parts,
     thread_per_element,
 )
-
-THREADS = 256
 MAX_UNROLL = 64  # a window of at most this many taps is unrolled
+WARP = 32
+FEW_OUTPUTS = 1 << 16  # a thread per output fills a quarter of an H100/H200 (132 SMs × 2048 threads) at most
 
 
 def _short_reduction(st: Stmt, row_min: int, long: bool = False) -> tuple[list[For], list[For], BlockRealize] | None:
@@ -203,12 +208,15 @@ def fused_reduction(sch: Schedule, k: int, row_min: int) -> bool:
     buf = real.block.body.buffer  # type: ignore[attr-defined]
     if buf not in sch.func.allocs or not _consumer(sch, sts[k + 1], buf, spatial):
         return False
+    n = math.prod(f.extent.value for f in red)  # type: ignore[attr-defined]
+    threads = min(THREADS, next_pow2(n))
+    if not long and _warp_per_output(spatial, red, real):
+        long, threads = True, WARP
     trial = Schedule(sch.func)
     try:
         outer = merge_stages(trial, k, 2, len(spatial))
         if long:
-            n = math.prod(f.extent.value for f in red)  # type: ignore[attr-defined]
-            cross_thread_reduce(trial, real.block.name, min(THREADS, next_pow2(n)))
+            cross_thread_reduce(trial, real.block.name, threads, VECTOR)
             f = trial.fuse(*outer) if len(outer) > 1 else outer[0]
             bind(trial, f, "blockIdx.x")
         else:
@@ -223,9 +231,27 @@ def fused_reduction(sch: Schedule, k: int, row_min: int) -> bool:
     return True
 
 
+def _warp_per_output(spatial: list[For], red: list[For], real: BlockRealize) -> bool:
+    """Whether a short reduction gets a warp per output instead of a thread: few outputs (a
+    thread each would leave most of the GPU idle) of at least half a warp's length each,
+    reducing one input (a pool, a mean: not a product of two, as a convolution's)."""
+    n = math.prod(f.extent.value for f in red)  # type: ignore[attr-defined]
+    parts = reduction_parts(real.block)
+    one_input = parts is not None and len(_loads(parts[1])) == 1
+    return one_input and n >= WARP // 2 and math.prod(f.extent.value for f in spatial) < FEW_OUTPUTS  # type: ignore[attr-defined]
+
+
+def _loads(e: Expr) -> list[BufferLoad]:
+    out = [e] if isinstance(e, BufferLoad) else []
+    for k in children(e):
+        out += _loads(k)
+    return out
+
+
 def short_reduction(sch: Schedule, k: int, row_min: int) -> bool:
     """Stage ``k`` as a short reduction, a thread per output, its loops unrolled when the
-    window is small; False (untouched) when it is not one."""
+    window is small (a warp per output when `_warp_per_output`); False (untouched) when it
+    is not one."""
     from .lower import stages
 
     got = _short_reduction(stages(sch.func)[k], row_min)
@@ -237,8 +263,13 @@ def short_reduction(sch: Schedule, k: int, row_min: int) -> bool:
         return False
     trial = Schedule(sch.func)
     try:
-        thread_per_element(trial, [f.var for f in spatial], THREADS)
-        _unroll(trial, [f.var for f in red])
+        if _warp_per_output(spatial, red, real):
+            cross_thread_reduce(trial, real.block.name, WARP, VECTOR)
+            f = trial.fuse(*[x.var for x in spatial]) if len(spatial) > 1 else spatial[0].var
+            bind(trial, f, "blockIdx.x")
+        else:
+            thread_per_element(trial, [f.var for f in spatial], THREADS)
+            _unroll(trial, [f.var for f in red])
     except ScheduleError:
         return False
     sch.func, sch.trace = trial.func, sch.trace + trial.trace

@@ -95,7 +95,11 @@ def cooperative_fetch(sch: Schedule, block: str, at: Var, threads: tuple[int, in
 
 # ---- cross-thread reduction -------------------------------------------------------------
 
+THREADS = 256  # threads per block of an elementwise kernel or a cross-thread reduction
+VECTOR = 4  # neighbouring elements per thread and step (one 16-byte access of float32)
+
 REDUCE_OPS = {Add: "sum", Max: "max", Min: "min"}
+UNROLL_STEPS = 16  # a thread's share of a cross-thread reduction is unrolled up to this many steps
 
 
 def reduction_parts(blk: Block) -> tuple[str, Expr, Expr] | None:
@@ -134,11 +138,14 @@ def _realize_of(sch: Schedule, block: str) -> BlockRealize:
     raise ScheduleError(f"{sch.func.name} has no block {block!r}")
 
 
-def cross_thread_reduce(sch: Schedule, block: str, threads: int) -> str:
+def cross_thread_reduce(sch: Schedule, block: str, threads: int, vector: int = 1) -> str:
     """Compute the reduction ``block`` with ``threads`` (a power of two) threads of a block
     (see the module docstring); returns the name of its shared partial-results buffer.
     Its reduction loops must be the innermost loops around it and drive nothing but its
-    reduction iterators."""
+    reduction iterators. With ``vector`` > 1 dividing the reduction's length (at least
+    a warp's worth of steps long), each thread takes ``vector`` neighbouring elements a step
+    (unrolled: LLVM merges them into one vector load); a thread's steps are unrolled when
+    there are at most `UNROLL_STEPS` of them, so that all its loads are in flight at once."""
     if threads < 2 or threads & (threads - 1):
         raise ScheduleError(f"cross_thread_reduce {block}: {threads} threads is not a power of two above 1")
     real = _realize_of(sch, block)
@@ -170,37 +177,43 @@ def cross_thread_reduce(sch: Schedule, block: str, threads: int) -> str:
     spatial = [(iv, e) for iv, e in zip(blk.iter_vars, real.iter_values) if iv.kind == "S"]
     reduce_ = [(iv, e) for iv, e in zip(blk.iter_vars, real.iter_values) if iv.kind == "R"]
 
-    def thread_block(bname: str, t: Var, body_of, reduce_iter: tuple[IterVar, Expr] | None = None,
+    def thread_block(bname: str, t: Var, body_of, reduce_iters: tuple[tuple[IterVar, Expr], ...] = (),
                      pred: Expr | None = None) -> BlockRealize:
         vt = Var("vt")
         ivs = [IterVar(iv.var, iv.extent, "S") for iv, _ in spatial] + [IterVar(vt, IntImm(threads))]
         vals: list[Expr] = [e for _, e in spatial] + [t]
-        if reduce_iter is not None:
-            ivs.append(reduce_iter[0])
-            vals.append(reduce_iter[1])
+        for iv, e in reduce_iters:
+            ivs.append(iv)
+            vals.append(e)
         store = body_of(vt)
         reads = tuple(as_region(ld) for ld in _loads(store.value))
         b = Block(bname, tuple(ivs), reads, (as_region(BufferLoad(store.buffer, store.indices)),), store)
         return BlockRealize(tuple(vals), IntImm(1) if pred is None else pred, b)
 
-    # each thread's share: rows k = ko * threads + t
-    t0, ko = Var("tx"), Var("ko")
-    vko = Var("vko")
-    outer = -(-n // threads)
+    # each thread's share: elements k = (ko * threads + t) * vec + vi, vi < vec
+    vec = vector if vector > 1 and n % vector == 0 and n >= 32 * vector else 1
+    t0, ko, vi = Var("tx"), Var("ko"), Var("vi")
+    vko, vvi = Var("vko"), Var("vvi")
+    outer = -(-n // (threads * vec))
+
+    def element(step: Expr, t: Expr, lane: Expr) -> Expr:
+        return (step * threads + t) * vec + lane if vec > 1 else step * threads + t
 
     def partial(vt: Var) -> BufferStore:
-        kval = vko * threads + vt
-        rmap = {iv.var: substitute(e, {k: kval}) for iv, e in reduce_}
+        rmap = {iv.var: substitute(e, {k: element(vko, vt, vvi)}) for iv, e in reduce_}
         return BufferStore(part, _combine(op, BufferLoad(part, (vt,)), substitute(value, rmap)), (vt,))
 
-    pred = substitute(real.predicate, {k: ko * threads + t0})
-    if outer * threads != n:
-        pred = (ko * threads + t0 < n) if isinstance(pred, IntImm) and pred.value == 1 else \
-            and_(pred, ko * threads + t0 < n)
+    kval = element(ko, t0, vi)
+    pred = substitute(real.predicate, {k: kval})
+    if outer * threads * vec != n:
+        pred = (kval < n) if isinstance(pred, IntImm) and pred.value == 1 else and_(pred, kval < n)
     init_rz = thread_block(f"{block}_rf_init", t0, lambda vt: BufferStore(part, identity(op, out.dtype), (vt,)))
-    acc_rz = thread_block(f"{block}_rf", t0, partial, (IterVar(vko, IntImm(outer), "R"), ko), pred)
-    stmts: list[Stmt] = [For(t0, IntImm(threads), seq(init_rz, For(ko, IntImm(outer), acc_rz)),
-                             "thread_binding", "threadIdx.x")]
+    iters = ((IterVar(vko, IntImm(outer), "R"), ko),) + (((IterVar(vvi, IntImm(vec), "R"), vi),) if vec > 1 else ())
+    acc: Stmt = thread_block(f"{block}_rf", t0, partial, iters, pred)
+    if vec > 1:
+        acc = For(vi, IntImm(vec), acc, "unrolled")
+    steps = For(ko, IntImm(outer), acc, "unrolled" if outer <= UNROLL_STEPS else "serial")
+    stmts: list[Stmt] = [For(t0, IntImm(threads), seq(init_rz, steps), "thread_binding", "threadIdx.x")]
     half = threads // 2
     while half >= 1:
         t = Var(f"tx{half}")
@@ -219,7 +232,7 @@ def cross_thread_reduce(sch: Schedule, block: str, threads: int) -> str:
     new = seq(*stmts)
     sch.func = dataclasses.replace(sch.func, body=replace_stmt(sch.func.body, lambda s: new if s is kloop else None),
                                    allocs=(*sch.func.allocs, part))
-    sch.trace.append(f"# cross_thread_reduce({block!r}, {threads}) -> {part.name}")
+    sch.trace.append(f"# cross_thread_reduce({block!r}, {threads}, {vec}) -> {part.name}")
     return part.name
 
 
@@ -346,6 +359,9 @@ def next_pow2(n: int) -> int:
 
 
 __all__ = [
+    "THREADS",
+    "UNROLL_STEPS",
+    "VECTOR",
     "bind",
     "cooperative_fetch",
     "cross_thread_reduce",

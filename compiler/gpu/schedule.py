@@ -41,6 +41,9 @@ from vta.compiler.tir.transform import replace_stmt, walk_stmt
 from .conv import schedule_conv2d
 from .pool import fused_reduction, short_reduction
 from .primitives import (
+    THREADS,
+    UNROLL_STEPS,
+    VECTOR,
     bind,
     cooperative_fetch,
     cross_thread_reduce,
@@ -51,8 +54,6 @@ from .primitives import (
     thread_per_element,
 )
 
-THREADS = 256  # threads per block of an elementwise kernel
-VECTOR = 4  # neighbouring elements per thread of an elementwise kernel (one 16-byte access of float32)
 ROW_MIN = 64  # a reduction at least this long gets a thread block of its own
 SM_COUNT = 132  # an H100/H200: a matmul tile is chosen to give at least this many blocks
 MATMUL_TILES = ((128, 128, 16), (64, 64, 16), (32, 32, 16))  # (rows, columns, k step) of a block tile, largest first
@@ -171,7 +172,7 @@ def _stage(sch: Schedule, k: int) -> None:
         ext = _extents(red)
         if ext is not None and loops[-len(red):] == red and math.prod(ext) >= ROW_MIN:
             spatial = [f.var for f in loops[:-len(red)]]
-            cross_thread_reduce(sch, name, min(THREADS, next_pow2(math.prod(ext))))
+            cross_thread_reduce(sch, name, min(THREADS, next_pow2(math.prod(ext))), VECTOR)
             _bind_blocks(sch, spatial)
             return
     if red and short_reduction(sch, k, ROW_MIN):
@@ -360,7 +361,7 @@ def _row_kernel(sch: Schedule) -> bool:
             if red:
                 if reduction_parts(real.block) is None:
                     return False
-                cross_thread_reduce(trial, real.block.name, threads)
+                cross_thread_reduce(trial, real.block.name, threads, VECTOR)
                 continue
             rest = [f.var for f in loops[p:]]
             n = math.prod(_extents(loops[p:]) or [0])
@@ -369,8 +370,10 @@ def _row_kernel(sch: Schedule) -> bool:
                 if n % VECTOR == 0 and n >= 32 * VECTOR:  # neighbouring elements per thread: vector accesses
                     c, vi = trial.split(c, [None, VECTOR])
                     trial.vectorize(vi)
-                _, ci = trial.split(c, [None, threads])
+                co, ci = trial.split(c, [None, threads])
                 bind(trial, ci, "threadIdx.x")
+                if trial._loop(co).extent.value <= UNROLL_STEPS:  # type: ignore[attr-defined]
+                    trial.unroll(co)  # LLVM then reuses the row's loads of the reductions before
         if any(x != prefixes[0] for x in prefixes):
             return False
         outer = merge_stages(trial, 0, len(sts), len(prefixes[0]))  # type: ignore[arg-type]
