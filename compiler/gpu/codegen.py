@@ -51,7 +51,7 @@ from vta.compiler.tir.stmt import BlockRealize, Buffer, BufferLoad, BufferStore,
 from vta.compiler.tir.transform import walk_stmt
 
 from . import mathfn as gpu_mathfn
-from .launch import BLOCK_AXES, THREAD_AXES, Launch
+from .launch import BLOCK_AXES, THREAD_AXES, WARP, Launch
 from .lower import buffers_of, kernel_name, launches, stages
 
 TRIPLE = "nvptx64-nvidia-cuda"
@@ -61,7 +61,6 @@ GLOBAL = ir.PointerType(addrspace=1)
 SHARED = ir.PointerType(addrspace=3)
 MAX_SHARED = 48 * 1024  # bytes of static shared memory a kernel may declare
 POINTER_ALIGN = 16  # bytes every kernel pointer is aligned to (cuMemAlloc gives 256; the runtime checks)
-WARP = 32  # threads of a warp
 MAX_LOCAL = 1024  # elements of per-thread local arrays in one kernel (more would live in slow local memory)
 _SREG = {"x": "x", "y": "y", "z": "z"}
 
@@ -233,7 +232,7 @@ class _GpuGen(_Gen):
         if self.divergent:
             self._barrier()  # raises: the same condition rules apply
         n = self.launch.threads
-        mask = (1 << n) - 1 if n < WARP else (1 << WARP) - 1
+        mask = (1 << min(n, WARP)) - 1  # the lanes the block has in a warp
         name = "llvm.nvvm.bar.warp.sync"
         fn = self.module.globals.get(name) or ir.Function(self.module, ir.FunctionType(ir.VoidType(), [I32]), name=name)
         self.b.call(fn, [ir.Constant(I32, mask)])

@@ -24,6 +24,7 @@ THREAD_AXES = ("threadIdx.x", "threadIdx.y", "threadIdx.z")
 MAX_GRID = (2**31 - 1, 65535, 65535)
 MAX_BLOCK = (1024, 1024, 64)
 MAX_THREADS = 1024  # threads per block
+WARP = 32  # threads of a warp
 
 
 @dataclass(frozen=True)

@@ -39,19 +39,21 @@ from vta.compiler.tir.stmt import (
 )
 from vta.compiler.tir.transform import replace_stmt, walk_stmt
 
+from .launch import WARP
 from .primitives import (
     THREADS,
     VECTOR,
     bind,
     cross_thread_reduce,
+    loads,
     merge_stages,
     next_pow2,
     perfect_nest,
     reduction_parts,
     thread_per_element,
 )
+
 MAX_UNROLL = 64  # a window of at most this many taps is unrolled
-WARP = 32
 FEW_OUTPUTS = 1 << 16  # a thread per output fills a quarter of an H100/H200 (132 SMs × 2048 threads) at most
 
 
@@ -237,15 +239,8 @@ def _warp_per_output(spatial: list[For], red: list[For], real: BlockRealize) -> 
     reducing one input (a pool, a mean: not a product of two, as a convolution's)."""
     n = math.prod(f.extent.value for f in red)  # type: ignore[attr-defined]
     parts = reduction_parts(real.block)
-    one_input = parts is not None and len(_loads(parts[1])) == 1
+    one_input = parts is not None and len(loads(parts[1])) == 1
     return one_input and n >= WARP // 2 and math.prod(f.extent.value for f in spatial) < FEW_OUTPUTS  # type: ignore[attr-defined]
-
-
-def _loads(e: Expr) -> list[BufferLoad]:
-    out = [e] if isinstance(e, BufferLoad) else []
-    for k in children(e):
-        out += _loads(k)
-    return out
 
 
 def short_reduction(sch: Schedule, k: int, row_min: int) -> bool:

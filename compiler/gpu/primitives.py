@@ -186,7 +186,7 @@ def cross_thread_reduce(sch: Schedule, block: str, threads: int, vector: int = 1
             ivs.append(iv)
             vals.append(e)
         store = body_of(vt)
-        reads = tuple(as_region(ld) for ld in _loads(store.value))
+        reads = tuple(as_region(ld) for ld in loads(store.value))
         b = Block(bname, tuple(ivs), reads, (as_region(BufferLoad(store.buffer, store.indices)),), store)
         return BlockRealize(tuple(vals), IntImm(1) if pred is None else pred, b)
 
@@ -225,7 +225,7 @@ def cross_thread_reduce(sch: Schedule, block: str, threads: int, vector: int = 1
     final = _combine(op, init, BufferLoad(part, (IntImm(0),)))
     store = BufferStore(out, final, blk.body.indices)  # type: ignore[attr-defined]
     wblk = Block(block, tuple(IterVar(iv.var, iv.extent, "S") for iv, _ in spatial),
-                 tuple(as_region(ld) for ld in _loads(final)), blk.writes, store)
+                 tuple(as_region(ld) for ld in loads(final)), blk.writes, store)
     wpred = substitute(real.predicate, {k: IntImm(0)})
     stmts.append(For(tw, IntImm(1), BlockRealize(tuple(e for _, e in spatial), wpred, wblk),
                      "thread_binding", "threadIdx.x"))
@@ -236,12 +236,13 @@ def cross_thread_reduce(sch: Schedule, block: str, threads: int, vector: int = 1
     return part.name
 
 
-def _loads(e: Expr) -> list[BufferLoad]:
+def loads(e: Expr) -> list[BufferLoad]:
+    """Every load in ``e``, in order."""
     from vta.compiler.tir.expr import children
 
     out = [e] if isinstance(e, BufferLoad) else []
     for c in children(e):
-        out += _loads(c)
+        out += loads(c)
     return out
 
 
@@ -366,6 +367,7 @@ __all__ = [
     "cooperative_fetch",
     "cross_thread_reduce",
     "identity",
+    "loads",
     "merge_stages",
     "next_pow2",
     "perfect_nest",

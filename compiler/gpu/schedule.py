@@ -47,6 +47,7 @@ from .primitives import (
     bind,
     cooperative_fetch,
     cross_thread_reduce,
+    loads,
     merge_stages,
     next_pow2,
     perfect_nest,
@@ -138,22 +139,13 @@ def _read_once(body: Stmt, buf: object, producer: Block) -> bool:
         own = {iv.var for iv in s.iter_vars}
         for x in walk_stmt(s.body):
             if isinstance(x, BufferStore):
-                for ld in _loads(x.value):
+                for ld in loads(x.value):
                     if ld.buffer is buf:
                         readers += 1
                         used = set().union(*(free_vars(i) for i in ld.indices)) if ld.indices else set()
                         if not own <= used:
                             return False
     return readers > 0
-
-
-def _loads(e: object) -> list[BufferLoad]:
-    from vta.compiler.tir.expr import children
-
-    out = [e] if isinstance(e, BufferLoad) else []
-    for c in children(e):  # type: ignore[arg-type]
-        out += _loads(c)
-    return out
 
 
 # ---- one kernel per stage ---------------------------------------------------------------
